@@ -1,0 +1,173 @@
+//! Pipeline configuration and the defaults it starts from.
+
+use std::time::Duration;
+
+use actix::ArbiterHandle;
+
+use crate::error::Error;
+use crate::id::Id;
+use crate::version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
+
+/// How many senders, hence POSTs in flight, a pipeline has
+/// (etcd `connPerPipeline`, `rafthttp/pipeline.go:35`).
+pub const CONN_PER_PIPELINE: usize = 4;
+
+/// How many messages may wait beside the ones in flight
+/// (etcd `pipelineBufSize`, `rafthttp/pipeline.go:40`).
+pub const PIPELINE_BUF_SIZE: usize = 64;
+
+/// How long a connection may take to open (etcd `peerDialTimeout()` with
+/// default ticks: 1 s + 10 ticks of 100 ms, `etcdserver/config.go:296`).
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a small message may wait for its answer. etcd has none
+/// (`rafthttp/util.go:46`), so one silent peer can hold every worker.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Extra response time per MiB of body, so a large `MsgSnap` is not killed
+/// by a timeout sized for heartbeats (1 MiB/s). No etcd equivalent.
+pub const RESPONSE_TIMEOUT_PER_MIB: Duration = Duration::from_secs(1);
+
+/// Where the pipeline's [`SenderActor`](crate::sender::SenderActor)s run.
+#[derive(Clone, Default)]
+pub enum SenderPlacement {
+    /// A small pool of arbiters shared by every pipeline of the running
+    /// actix `System` (one per CPU, at most [`CONN_PER_PIPELINE`]). A node
+    /// with dozens of peers does not get a thread per sender per peer.
+    #[default]
+    SharedPool,
+    /// On the arbiter the pipeline runs on: no thread hops at all, at the
+    /// cost of sharing that thread with the pipeline.
+    Current,
+    /// On these arbiters, sender `i` on `arbiters[i % len]`.
+    Arbiters(Vec<ArbiterHandle>),
+}
+
+impl std::fmt::Debug for SenderPlacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SenderPlacement::SharedPool => f.write_str("SharedPool"),
+            SenderPlacement::Current => f.write_str("Current"),
+            SenderPlacement::Arbiters(a) => write!(f, "Arbiters({})", a.len()),
+        }
+    }
+}
+
+/// Everything a [`PipelineActor`](crate::PipelineActor) needs to know about
+/// its peer. Build it with [`PipelineConfig::new`]; every other field has
+/// etcd's default, and [`PipelineConfig::validate`] checks it.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// This member's id, sent as `X-Server-From`.
+    pub local_id: Id,
+    /// The remote peer's id; callbacks name it.
+    pub peer_id: Id,
+    /// The cluster's id, sent as `X-Etcd-Cluster-ID`.
+    pub cluster_id: Id,
+    /// The peer's URLs (`http://host:port`); the picker uses them sorted.
+    pub peer_urls: Vec<String>,
+    /// This member's URLs, sent sorted as `X-PeerURLs`; empty omits the
+    /// header, as etcd does when `tr.URLs` is nil.
+    pub local_urls: Vec<String>,
+    /// `X-Server-Version` (default [`SERVER_VERSION`]).
+    pub server_version: String,
+    /// `X-Min-Cluster-Version` (default [`MIN_CLUSTER_VERSION`]).
+    pub min_cluster_version: String,
+    /// Senders, i.e. POSTs in flight (default [`CONN_PER_PIPELINE`]).
+    pub connections: usize,
+    /// Messages that may wait beside those in flight
+    /// (default [`PIPELINE_BUF_SIZE`]).
+    pub buffer: usize,
+    /// Connect timeout (default [`DIAL_TIMEOUT`]).
+    pub dial_timeout: Duration,
+    /// Response timeout for a small body (default [`RESPONSE_TIMEOUT`]).
+    pub response_timeout: Duration,
+    /// Extra response time per MiB of body
+    /// (default [`RESPONSE_TIMEOUT_PER_MIB`]).
+    pub response_timeout_per_mib: Duration,
+    /// Where the senders run (default [`SenderPlacement::SharedPool`]).
+    pub placement: SenderPlacement,
+}
+
+impl PipelineConfig {
+    /// A configuration with etcd's defaults for everything but the ids and
+    /// the peer's URLs.
+    pub fn new(local_id: Id, peer_id: Id, cluster_id: Id, peer_urls: Vec<String>) -> Self {
+        PipelineConfig {
+            local_id,
+            peer_id,
+            cluster_id,
+            peer_urls,
+            local_urls: Vec::new(),
+            server_version: SERVER_VERSION.to_owned(),
+            min_cluster_version: MIN_CLUSTER_VERSION.to_owned(),
+            connections: CONN_PER_PIPELINE,
+            buffer: PIPELINE_BUF_SIZE,
+            dial_timeout: DIAL_TIMEOUT,
+            response_timeout: RESPONSE_TIMEOUT,
+            response_timeout_per_mib: RESPONSE_TIMEOUT_PER_MIB,
+            placement: SenderPlacement::SharedPool,
+        }
+    }
+
+    /// Sets this member's URLs, sent as `X-PeerURLs`.
+    pub fn local_urls(mut self, urls: Vec<String>) -> Self {
+        self.local_urls = urls;
+        self
+    }
+
+    /// Sets the number of senders (POSTs in flight).
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n;
+        self
+    }
+
+    /// Sets the number of messages that may wait.
+    pub fn buffer(mut self, n: usize) -> Self {
+        self.buffer = n;
+        self
+    }
+
+    /// Sets the response timeout for a small body.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Sets the connect timeout.
+    pub fn dial_timeout(mut self, timeout: Duration) -> Self {
+        self.dial_timeout = timeout;
+        self
+    }
+
+    /// Sets where the senders run.
+    pub fn placement(mut self, placement: SenderPlacement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// The response timeout for a body of `len` bytes: the base timeout
+    /// plus [`PipelineConfig::response_timeout_per_mib`] for each MiB.
+    pub fn response_timeout_for(&self, len: usize) -> Duration {
+        let mib = (len as f64) / (1024.0 * 1024.0);
+        self.response_timeout + self.response_timeout_per_mib.mul_f64(mib)
+    }
+
+    /// Checks the configuration: at least one valid peer URL, at least one
+    /// sender, valid local URLs, and non-zero timeouts.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.peer_urls.is_empty() {
+            return Err(Error::InvalidConfig("peer_urls is empty".into()));
+        }
+        if self.connections == 0 {
+            return Err(Error::InvalidConfig("connections must be at least 1".into()));
+        }
+        if self.dial_timeout.is_zero() || self.response_timeout.is_zero() {
+            return Err(Error::InvalidConfig("timeouts must be non-zero".into()));
+        }
+        for url in self.peer_urls.iter().chain(&self.local_urls) {
+            crate::picker::parse_peer_url(url)?;
+        }
+        Ok(())
+    }
+}

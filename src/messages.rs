@@ -1,0 +1,153 @@
+//! Every actor message of the crate, in one place, so the whole protocol
+//! between the user's raft actor, the [`PipelineActor`](crate::PipelineActor)
+//! and the receiver can be read on one screen.
+
+use std::time::SystemTime;
+
+use actix::prelude::*;
+
+use crate::error::Error;
+use crate::id::Id;
+use crate::raftpb::Message as RaftMessage;
+use crate::stats::PipelineStats;
+
+/// A raft message for the pipeline to send to its peer (one `POST /raft`).
+///
+/// The pipeline answers at once: `Ok(())` when the message was queued, or
+/// [`Dropped`] when the queue was full or the pipeline is stopping. A dropped
+/// message has already been reported to raft ([`ReportUnreachable`], plus
+/// [`ReportSnapshot`] with [`SnapshotStatus::Failure`] for a `MsgSnap`), so
+/// `do_send` is safe: nothing is lost silently either way.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), Dropped>")]
+pub struct Envelope(pub RaftMessage);
+
+/// Why an [`Envelope`] was not queued. Raft has already been told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dropped message of type {message_type} to {to}: {reason}")]
+pub struct Dropped {
+    /// The peer the message was for.
+    pub to: Id,
+    /// The message's raft type.
+    pub message_type: i32,
+    /// [`Error::BufferFull`] or [`Error::Stopped`].
+    pub reason: Error,
+}
+
+/// Raft callback: a message to `to` was not delivered
+/// (etcd's `Raft.ReportUnreachable`). Raft should probe the peer again.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct ReportUnreachable {
+    /// The peer that could not be reached.
+    pub to: Id,
+    /// The type of the message that was not delivered.
+    pub message_type: i32,
+    /// Why it was not delivered.
+    pub reason: Error,
+}
+
+/// The outcome of sending a snapshot (`raft.SnapshotStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SnapshotStatus {
+    /// The snapshot was delivered (`SnapshotFinish = 1`).
+    Finish = 1,
+    /// The snapshot was not delivered (`SnapshotFailure = 2`).
+    Failure = 2,
+}
+
+/// Raft callback: how a `MsgSnap` to `to` ended (etcd's
+/// `Raft.ReportSnapshot`). On failure raft retries the snapshot later.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct ReportSnapshot {
+    /// The peer the snapshot was for.
+    pub to: Id,
+    /// Whether it arrived.
+    pub status: SnapshotStatus,
+}
+
+/// The peer became active or inactive (etcd's `peerStatus`). Sent on
+/// transitions only, never for a repeated failure.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct PeerStatusChanged {
+    /// The remote peer.
+    pub peer: Id,
+    /// Whether it is now active.
+    pub active: bool,
+    /// When it became active; `None` when inactive.
+    pub since: Option<SystemTime>,
+    /// Why it became inactive, in etcd's words
+    /// (`failed to write 2 on pipeline (...)`); `None` when active.
+    pub reason: Option<String>,
+}
+
+/// An error the transport cannot recover from, e.g. this member was
+/// removed from the cluster (etcd's `Transport.ErrorC`). The member should
+/// stop.
+#[derive(Debug, Clone, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct CriticalError {
+    /// The peer that reported it.
+    pub peer: Id,
+    /// What happened, e.g. [`Error::MemberRemoved`].
+    pub error: Error,
+}
+
+/// Stop the pipeline: cancel the requests in flight, report every message
+/// not delivered, and resolve once every sender has stopped.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "PipelineStats")]
+pub struct Stop;
+
+/// Replace the peer's URLs (etcd's `urlPicker.update`): the picker starts
+/// again at the first URL of the sorted list.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct UpdateUrls(pub Vec<String>);
+
+/// Ask for the pipeline's counters and MsgApp latency.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "PipelineStats")]
+pub struct GetStats;
+
+/// Stop every sender so that its supervisor restarts it with a fresh HTTP
+/// client and no pooled connections. A message held by a sender at that
+/// moment is reported as not delivered. Use it when the peer's address or
+/// certificates changed under the same URL.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ResetConnections;
+
+/// A raft message received by the receiver, for the user's raft actor
+/// (etcd's `Raft.Process`).
+///
+/// Answer `Ok(())` once raft has taken the message (the peer then gets 204),
+/// [`ProcessError::RemovedMember`] when `from` was removed from the cluster
+/// (403), or [`ProcessError::Other`] for anything else (500).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "Result<(), ProcessError>")]
+pub struct Inbound {
+    /// The decoded message.
+    pub message: RaftMessage,
+    /// The sender, from `X-Server-From` (`None` when missing or malformed).
+    pub from: Option<Id>,
+    /// The sender's URLs from `X-PeerURLs`, when present and well formed.
+    /// etcd adds such a sender as a remote; here the user decides.
+    pub peer_urls: Vec<String>,
+}
+
+/// Why the user's raft actor refused an [`Inbound`] message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessError {
+    /// The sender was removed from the cluster: the receiver answers 403
+    /// `cannot process message from removed member`, which etcd's sender
+    /// maps to its member-removed error.
+    #[error("cannot process message from removed member")]
+    RemovedMember,
+    /// Anything else: the receiver answers 500
+    /// `error processing raft message`.
+    #[error("{0}")]
+    Other(String),
+}
