@@ -36,6 +36,11 @@ impl UrlPicker {
         &self.urls[self.picked]
     }
 
+    /// The position of the current pick in [`UrlPicker::urls`].
+    pub fn picked_index(&self) -> usize {
+        self.picked
+    }
+
     /// Replaces the URLs and starts again at the first (etcd's `update`).
     pub fn update(&mut self, urls: &[String]) -> Result<(), Error> {
         *self = UrlPicker::new(urls)?;

@@ -1,0 +1,167 @@
+//! `SenderActor`: posts one encoded message at a time to the peer.
+//!
+//! A sender holds no raft state. It takes a [`Post`], sends it with its own
+//! `awc::Client` (HTTP/1.1, keep-alive, no redirects), reads the answer to
+//! the end and replies with etcd's reading of it. The
+//! [`PipelineActor`](crate::PipelineActor) starts each sender under an
+//! `actix::Supervisor`; a sender that stops is restarted in place with a
+//! fresh client, and the request it was carrying is dropped, which the
+//! pipeline reports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use awc::error::{ConnectError, SendRequestError};
+use awc::http::{StatusCode, Uri, Version};
+use bytes::Bytes;
+use futures::channel::oneshot;
+
+use crate::error::Error;
+use crate::wire::{check_post_response, RequestHeaders};
+
+/// How much of an error answer's body is read (etcd's answers are one
+/// short line; a larger body is cut here and the connection dropped).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Post one message body to `uri` and report how it went.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct Post {
+    /// The peer URL with etcd's path (`/raft`).
+    pub uri: Uri,
+    /// The encoded message, shared, not copied.
+    pub body: Bytes,
+    /// How long the whole exchange may take.
+    pub timeout: Duration,
+}
+
+/// Stop the sender now, cancelling its request. While the pipeline still
+/// holds the sender's address, the supervisor restarts it with a fresh
+/// client; once the pipeline has let go, it stays stopped.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct StopSender;
+
+/// What a sender needs to know; shared by the pipeline's senders.
+#[derive(Debug, Clone)]
+pub struct SenderSettings {
+    /// The remote peer, for logs.
+    pub peer: crate::Id,
+    /// The request headers, built once per pipeline.
+    pub headers: Arc<RequestHeaders>,
+    /// The connect timeout.
+    pub dial_timeout: Duration,
+}
+
+/// One of a pipeline's senders: one POST in flight at a time.
+pub struct SenderActor {
+    index: usize,
+    settings: SenderSettings,
+    client: awc::Client,
+    // Dropped with the actor, which tells the pipeline this sender is gone
+    // for good (a restart keeps the actor, so it does not fire then).
+    _gone: oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for SenderActor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderActor")
+            .field("index", &self.index)
+            .field("peer", &self.settings.peer)
+            .finish()
+    }
+}
+
+impl SenderActor {
+    /// A sender numbered `index`. Call it on the arbiter it will run on:
+    /// `awc::Client` is not `Send`. `gone` is dropped when the sender stops
+    /// for good.
+    pub fn new(index: usize, settings: SenderSettings, gone: oneshot::Sender<()>) -> Self {
+        let client = new_client(&settings);
+        SenderActor {
+            index,
+            settings,
+            client,
+            _gone: gone,
+        }
+    }
+}
+
+fn new_client(settings: &SenderSettings) -> awc::Client {
+    let connector = awc::Connector::new()
+        .timeout(settings.dial_timeout)
+        .max_http_version(Version::HTTP_11);
+    awc::Client::builder()
+        .connector(connector)
+        .max_http_version(Version::HTTP_11)
+        .disable_redirects()
+        .disable_timeout()
+        .finish()
+}
+
+impl Actor for SenderActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for SenderActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        log::debug!(
+            "sender {} to peer {} restarted with a fresh client",
+            self.index,
+            self.settings.peer
+        );
+        self.client = new_client(&self.settings);
+    }
+}
+
+impl Handler<Post> for SenderActor {
+    type Result = ResponseActFuture<Self, Result<(), Error>>;
+
+    fn handle(&mut self, post: Post, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut request = self.client.post(post.uri.clone());
+        for (name, value) in self.settings.headers.iter() {
+            request = request.insert_header((name.clone(), value.clone()));
+        }
+        let dial_timeout = self.settings.dial_timeout;
+        let timeout = post.timeout;
+        let exchange = async move {
+            let mut response = request
+                .send_body(post.body)
+                .await
+                .map_err(|e| send_error(e, dial_timeout, timeout))?;
+            let status = response.status();
+            if status == StatusCode::NO_CONTENT {
+                return Ok(());
+            }
+            let body = response
+                .body()
+                .limit(MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| Error::Transport(e.to_string()))?;
+            check_post_response(status, &body, &post.uri.to_string())
+        };
+        let bounded = async move {
+            actix::clock::timeout(timeout, exchange)
+                .await
+                .unwrap_or(Err(Error::Timeout(timeout)))
+        };
+        Box::pin(bounded.into_actor(self))
+    }
+}
+
+impl Handler<StopSender> for SenderActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopSender, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+fn send_error(err: SendRequestError, dial_timeout: Duration, timeout: Duration) -> Error {
+    match err {
+        SendRequestError::Connect(ConnectError::Timeout) => Error::Timeout(dial_timeout),
+        SendRequestError::Timeout => Error::Timeout(timeout),
+        other => Error::Transport(other.to_string()),
+    }
+}
