@@ -160,7 +160,9 @@ impl PipelineConfig {
             return Err(Error::InvalidConfig("peer_urls is empty".into()));
         }
         if self.connections == 0 {
-            return Err(Error::InvalidConfig("connections must be at least 1".into()));
+            return Err(Error::InvalidConfig(
+                "connections must be at least 1".into(),
+            ));
         }
         if self.dial_timeout.is_zero() || self.response_timeout.is_zero() {
             return Err(Error::InvalidConfig("timeouts must be non-zero".into()));

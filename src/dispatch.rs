@@ -165,7 +165,10 @@ mod tests {
         for n in 0..3 {
             d.offer(msg(n)).unwrap();
         }
-        assert_eq!([d.assign(), d.assign(), d.assign()], [Some(0), Some(1), Some(2)]);
+        assert_eq!(
+            [d.assign(), d.assign(), d.assign()],
+            [Some(0), Some(1), Some(2)]
+        );
         d.finish(1);
         d.offer(msg(9)).unwrap();
         assert_eq!(d.assign(), Some(1));
@@ -183,7 +186,11 @@ mod tests {
         while let Some(s) = d.assign() {
             carried.push(d.slot_mut(s).unwrap().0);
         }
-        assert_eq!(carried, [0, 1, 2, 100], "the heartbeat passes the waiting snapshots");
+        assert_eq!(
+            carried,
+            [0, 1, 2, 100],
+            "the heartbeat passes the waiting snapshots"
+        );
         assert_eq!(d.queued(), 2);
     }
 

@@ -53,6 +53,26 @@ pub enum Error {
     /// "sending buffer is full").
     #[error("dropped since sending buffer is full")]
     BufferFull,
+    /// A snapshot's database stream ended before its declared size
+    /// (etcd's `ErrShortRead`).
+    #[error("ioutil: short read")]
+    ShortRead,
+    /// A snapshot's database stream went on past its declared size
+    /// (etcd's `ErrExpectEOF`).
+    #[error("ioutil: expect EOF")]
+    ExpectEof,
+    /// No snapshot bytes moved for the configured stall timeout.
+    #[error("snapshot stalled: no bytes moved for {0:?}")]
+    Stalled(Duration),
+    /// A snapshot's framed message is longer than the receiver accepts
+    /// (etcd's `ErrExceedSizeLimit`).
+    #[error("rafthttp: error limit exceeded (message of {len} bytes, limit {limit})")]
+    SnapshotTooLarge {
+        /// The length the frame announced.
+        len: u64,
+        /// The limit in force.
+        limit: u64,
+    },
     /// A string is not a valid id (lower-case or upper-case hex, 64 bits).
     #[error("invalid id {0:?}")]
     InvalidId(String),
@@ -67,7 +87,7 @@ pub enum Error {
 impl Error {
     /// Whether the error is a timeout (connect or response).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_))
+        matches!(self, Error::Timeout(_) | Error::Stalled(_))
     }
 
     /// Whether the error means this member was removed from the cluster.

@@ -1,17 +1,152 @@
-//! placeholder crate docs (rewritten at the end)
+//! etcd's raft HTTP *pipeline*, rebuilt as actix actors.
+//!
+//! Raft members exchange `raftpb.Message`s over HTTP. The pipeline is the
+//! POST channel of etcd's rafthttp: per remote peer, a bounded queue drained
+//! by four concurrent senders, each message one `POST /raft` with a protobuf
+//! body. This crate speaks it byte for byte like etcd 3.4, so a member built
+//! on it can sit in a cluster beside real etcd members, and it fixes what
+//! etcd's pipeline does badly (silent drops, no timeouts, panics on remote
+//! input).
+//!
+//! - Sending: one [`PipelineActor`] per remote peer. Send it [`Envelope`]s;
+//!   it supervises four [`SenderActor`]s and reports every outcome to your
+//!   raft actor as typed messages ([`ReportUnreachable`],
+//!   [`ReportSnapshot`], [`PeerStatusChanged`], [`CriticalError`]).
+//! - Receiving: [`receiver::configure`] mounts etcd's `/raft` routes in your
+//!   actix-web `App` and delivers each message to your raft actor as an
+//!   [`Inbound`].
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use actix::prelude::*;
+//! use actix_web::{App, HttpServer};
+//! use rafthttp_pipeline::raftpb::{Message, MessageType};
+//! use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+//! use rafthttp_pipeline::*;
+//!
+//! /// Stands in for your raft node.
+//! struct Raft;
+//! impl Actor for Raft {
+//!     type Context = Context<Self>;
+//! }
+//! impl Handler<Inbound> for Raft {
+//!     type Result = Result<(), ProcessError>;
+//!     fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) -> Self::Result {
+//!         println!("received {:?}", inbound.message.msg_type());
+//!         Ok(()) // step raft here; Ok answers 204
+//!     }
+//! }
+//! impl Handler<ReportUnreachable> for Raft {
+//!     type Result = ();
+//!     fn handle(&mut self, r: ReportUnreachable, _: &mut Context<Self>) {
+//!         println!("peer {} unreachable: {}", r.to, r.reason);
+//!     }
+//! }
+//! impl Handler<ReportSnapshot> for Raft {
+//!     type Result = ();
+//!     fn handle(&mut self, r: ReportSnapshot, _: &mut Context<Self>) {
+//!         println!("snapshot to {}: {:?}", r.to, r.status);
+//!     }
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let raft = Raft.start();
+//!     let (me, peer, cluster) = (Id(1), Id(2), Id(0x1000));
+//!
+//!     // Receive: etcd's /raft routes in your App.
+//!     let config = ReceiverConfig::new(me, cluster, raft.clone().recipient());
+//!     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+//!         .bind(("127.0.0.1", 2380))?
+//!         .run();
+//!     actix_web::rt::spawn(server);
+//!
+//!     // Send: one pipeline per remote peer.
+//!     let config = PipelineConfig::new(me, peer, cluster, vec!["http://127.0.0.1:2390".into()]);
+//!     let pipeline = PipelineActor::start(config, Recipients::from_addr(&raft))
+//!         .expect("valid configuration");
+//!     let heartbeat = Message { r#type: MessageType::MsgHeartbeat as i32, to: 2, from: 1, ..Default::default() };
+//!     if let Err(dropped) = pipeline.send(Envelope(heartbeat)).await.expect("pipeline running") {
+//!         println!("{dropped}"); // raft was told already
+//!     }
+//!     let stats = pipeline.send(Stop).await.expect("pipeline running");
+//!     assert_eq!(stats.accepted, stats.delivered + stats.reported());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Backpressure and drops
+//!
+//! A pipeline carries at most `connections` (4) messages at once and lets
+//! at most `buffer` (64) more wait, so 68 are accepted while the peer
+//! blocks. The next [`Envelope`] is dropped at once: the answer is
+//! [`Dropped`], and raft is told with [`ReportUnreachable`] (plus
+//! [`ReportSnapshot`] with [`SnapshotStatus::Failure`] for a `MsgSnap`),
+//! exactly as etcd's `peer.send` does when its buffer is full. A failed POST
+//! is not retried: raft resends. At most `connections - 1` senders carry a
+//! `MsgSnap` at once, so votes and heartbeats always find a free sender.
+//!
+//! # Stop and cancellation
+//!
+//! [`Stop`] cancels the requests in flight (their connections are dropped
+//! mid-request), reports every message not delivered, queued or in flight,
+//! and resolves once every sender has stopped, with the final
+//! [`PipelineStats`]. Unlike etcd, nothing is dropped silently: after `Stop`,
+//! `accepted == delivered + reported()`. Envelopes sent after `Stop` are
+//! refused with [`Error::Stopped`] and reported too. [`ResetConnections`]
+//! stops the senders so their supervisors restart them with fresh clients;
+//! a message held at that moment is reported as [`Error::SenderStopped`].
+//!
+//! # Timeouts
+//!
+//! etcd's pipeline has no response timeout, so one silent peer can hold all
+//! four workers. Here a connection must open within
+//! [`config::DIAL_TIMEOUT`] and an answer must come within
+//! [`config::RESPONSE_TIMEOUT`] plus [`config::RESPONSE_TIMEOUT_PER_MIB`]
+//! for each MiB of body, so a large `MsgSnap` is not killed by a timeout
+//! sized for heartbeats.
+//!
+//! # Wire compatibility
+//!
+//! - HTTP/1.1 only: etcd's peer port sends HTTP/2 to gRPC.
+//! - `POST <peer url>/raft` with etcd's headers: `Content-Type:
+//!   application/protobuf`, `X-Server-From`, `X-Server-Version` (3.4.23),
+//!   `X-Min-Cluster-Version` (3.0.0), `X-Etcd-Cluster-ID`, and `X-PeerURLs`
+//!   when local URLs are set. Ids are lower-case hex ([`Id`]).
+//! - Only 204 is success; a 412 body tells incompatible version from
+//!   cluster id mismatch; 403 means this member was removed
+//!   ([`CriticalError`]).
+//! - [`raftpb`] encodes byte-identically to etcd 3.4.23 and decodes what it
+//!   accepts, plus newer etcd's sparse encoding.
+//! - The receiver answers with etcd's statuses and bodies, in etcd's order
+//!   of checks, but never panics on remote input and caps body sizes.
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod id;
+pub mod membership;
 pub mod messages;
+pub mod peer_status;
 pub mod picker;
+pub mod pipeline;
+mod pool;
 pub mod raftpb;
+pub mod receiver;
+pub mod sender;
+pub mod snapshot;
 pub mod stats;
 pub mod version;
+pub mod wire;
 
 pub use config::{PipelineConfig, SenderPlacement};
 pub use error::Error;
 pub use id::Id;
+pub use membership::InitialCluster;
 pub use messages::*;
+pub use pipeline::{PipelineActor, Recipients};
+pub use sender::SenderActor;
 pub use stats::{FollowerStats, PipelineStats};

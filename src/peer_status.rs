@@ -101,16 +101,24 @@ mod tests {
     fn notifies_once_per_transition() {
         let mut s = PeerStatus::new(Id(2));
         assert!(!s.is_active());
-        assert!(s.deactivate(PIPELINE_WRITE, "x").is_none(), "starts inactive");
+        assert!(
+            s.deactivate(PIPELINE_WRITE, "x").is_none(),
+            "starts inactive"
+        );
         let up = s.activate().expect("inactive -> active");
         assert!(up.active && up.since.is_some());
         assert!(s.activate().is_none(), "already active");
-        let down = s.deactivate(PIPELINE_WRITE, "unexpected EOF").expect("active -> inactive");
+        let down = s
+            .deactivate(PIPELINE_WRITE, "unexpected EOF")
+            .expect("active -> inactive");
         assert_eq!(
             down.reason.as_deref(),
             Some("failed to write 2 on pipeline (unexpected EOF)")
         );
-        assert!(s.deactivate(PIPELINE_WRITE, "again").is_none(), "repeated failure");
+        assert!(
+            s.deactivate(PIPELINE_WRITE, "again").is_none(),
+            "repeated failure"
+        );
         assert!(s.active_since().is_none());
     }
 }

@@ -101,7 +101,11 @@ mod tests {
         p.update(&urls(&["http://localhost:4001", "http://localhost:4002"]))
             .unwrap();
         assert!(["http://localhost:4001", "http://localhost:4002"].contains(&p.pick()));
-        assert_eq!(p.pick(), "http://localhost:4001", "update resets to the first");
+        assert_eq!(
+            p.pick(),
+            "http://localhost:4001",
+            "update resets to the first"
+        );
     }
 
     // etcd TestURLPickerUnreachable

@@ -8,7 +8,7 @@
 //! outcome passes through one place.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use awc::http::Uri;
@@ -27,6 +27,10 @@ use crate::raftpb::{Message as RaftMessage, MessageType};
 use crate::sender::{Post, SenderActor, SenderSettings, StopSender};
 use crate::stats::PipelineStats;
 use crate::wire::{request_uri, RequestHeaders, CONTENT_TYPE_PROTOBUF, RAFT_PREFIX};
+
+/// How often a full buffer is logged at most; the drops in between are
+/// counted into the next line (etcd merges them with `MergeWarningf`).
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Where the pipeline sends its raft callbacks and notifications.
 #[derive(Clone)]
@@ -130,6 +134,8 @@ pub struct PipelineActor {
     gone: Vec<oneshot::Receiver<()>>,
     stats: PipelineStats,
     stopping: bool,
+    last_drop_log: Option<Instant>,
+    drops_unlogged: u64,
 }
 
 impl std::fmt::Debug for PipelineActor {
@@ -173,6 +179,8 @@ impl PipelineActor {
             gone,
             stats: PipelineStats::default(),
             stopping: false,
+            last_drop_log: None,
+            drops_unlogged: 0,
         };
         Ok(Actor::start(actor))
     }
@@ -191,13 +199,14 @@ impl PipelineActor {
                 timeout: self.config.response_timeout_for(item.body.len()),
                 body: item.body.clone(),
             };
-            let outcome = self.senders[sender]
-                .send(post)
-                .into_actor(self)
-                .map(move |result, act, ctx| {
-                    let result = result.unwrap_or(Err(Error::SenderStopped));
-                    act.on_outcome(sender, result, ctx);
-                });
+            let outcome =
+                self.senders[sender]
+                    .send(post)
+                    .into_actor(self)
+                    .map(move |result, act, ctx| {
+                        let result = result.unwrap_or(Err(Error::SenderStopped));
+                        act.on_outcome(sender, result, ctx);
+                    });
             ctx.spawn(outcome);
         }
     }
@@ -294,12 +303,23 @@ impl PipelineActor {
         }
     }
 
-    fn log_drop(&self, item: &Outgoing) {
+    /// Logs a drop as etcd does, but like etcd's `MergeWarningf` at most
+    /// once per [`DROP_LOG_INTERVAL`], with the count of drops merged.
+    fn log_drop(&mut self, item: &Outgoing) {
         if self.status.is_active() {
-            log::warn!(
-                "dropped internal raft message to {} since pipeline's sending buffer is full (bad/overloaded network)",
-                item.to
-            );
+            self.drops_unlogged += 1;
+            let due = self
+                .last_drop_log
+                .is_none_or(|at| at.elapsed() >= DROP_LOG_INTERVAL);
+            if due {
+                log::warn!(
+                    "dropped internal raft message to {} since pipeline's sending buffer is full (bad/overloaded network) [merged {} repeated]",
+                    item.to,
+                    self.drops_unlogged
+                );
+                self.last_drop_log = Some(Instant::now());
+                self.drops_unlogged = 0;
+            }
         } else {
             log::debug!(
                 "dropped {} to {} since pipeline's sending buffer is full",
@@ -350,7 +370,8 @@ fn start_senders(
         .map(|index| {
             let (gone_tx, gone_rx) = oneshot::channel();
             let settings = settings.clone();
-            let make = move |_: &mut Context<SenderActor>| SenderActor::new(index, settings, gone_tx);
+            let make =
+                move |_: &mut Context<SenderActor>| SenderActor::new(index, settings, gone_tx);
             let addr = match arbiters.len() {
                 0 => Supervisor::start(make),
                 n => Supervisor::start_in_arbiter(&arbiters[(offset + index) % n], make),

@@ -20,7 +20,9 @@ fn pools() -> &'static Mutex<HashMap<usize, Vec<ArbiterHandle>>> {
 /// Each `System` has its own pool, since arbiters belong to a system.
 pub(crate) fn shared_pool() -> Vec<ArbiterHandle> {
     let system = System::current().id();
-    let mut pools = pools().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut pools = pools()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     pools
         .entry(system)
         .or_insert_with(|| (0..pool_size()).map(|_| Arbiter::new().handle()).collect())

@@ -130,7 +130,12 @@ mod tests {
     use crate::id::Id;
 
     fn config() -> PipelineConfig {
-        PipelineConfig::new(Id(0x1a), Id(2), Id(0xabc), vec!["http://localhost:2380".into()])
+        PipelineConfig::new(
+            Id(0x1a),
+            Id(2),
+            Id(0xabc),
+            vec!["http://localhost:2380".into()],
+        )
     }
 
     #[test]

@@ -23,7 +23,9 @@ fn start(config: PipelineConfig, rec: &Recording) -> Addr<PipelineActor> {
 }
 
 async fn send(p: &Addr<PipelineActor>, kind: MessageType, index: u64) -> Result<(), Dropped> {
-    p.send(Envelope(message(kind, index))).await.expect("pipeline alive")
+    p.send(Envelope(message(kind, index)))
+        .await
+        .expect("pipeline alive")
 }
 
 // etcd TestPipelineSend
@@ -78,7 +80,9 @@ async fn pipeline_exceed_maximum_serving() {
     let rec = Recording::start();
     let p = start(config(vec![peer.url.clone()]), &rec);
     for i in 0..68 {
-        send(&p, MessageType::MsgApp, i).await.expect("4 in flight + 64 queued");
+        send(&p, MessageType::MsgApp, i)
+            .await
+            .expect("4 in flight + 64 queued");
     }
     let err = send(&p, MessageType::MsgSnap, 68).await.unwrap_err();
     assert_eq!(err.reason, Error::BufferFull);
@@ -91,7 +95,9 @@ async fn pipeline_exceed_maximum_serving() {
 
     peer.release();
     wait_stats(&p, "68 deliveries", |s| s.delivered == 68).await;
-    send(&p, MessageType::MsgApp, 100).await.expect("sending works again");
+    send(&p, MessageType::MsgApp, 100)
+        .await
+        .expect("sending works again");
     tokio::time::timeout(
         Duration::from_secs(1),
         wait_stats(&p, "69 deliveries", |s| s.delivered == 69),
@@ -99,7 +105,10 @@ async fn pipeline_exceed_maximum_serving() {
     .await
     .expect("sending works again within 1 s");
     let stats = p.send(Stop).await.unwrap();
-    assert_eq!((stats.accepted, stats.delivered, stats.dropped), (70, 69, 1));
+    assert_eq!(
+        (stats.accepted, stats.delivered, stats.dropped),
+        (70, 69, 1)
+    );
 }
 
 // etcd TestPipelineSendFailed
@@ -118,8 +127,10 @@ async fn pipeline_send_failed_records_failure_in_follower_stats() {
 async fn pipeline_post_sends_etcds_request() {
     let peer = FakePeer::start(Behaviour::Status(204, ""));
     let rec = Recording::start();
-    let cfg = config(vec![format!("{}/ignored/path", peer.url)])
-        .local_urls(vec!["http://127.0.0.1:9".into(), "http://127.0.0.1:1".into()]);
+    let cfg = config(vec![format!("{}/ignored/path", peer.url)]).local_urls(vec![
+        "http://127.0.0.1:9".into(),
+        "http://127.0.0.1:1".into(),
+    ]);
     let p = start(cfg, &rec);
     let msg = rafthttp_pipeline::raftpb::Message {
         r#type: MessageType::MsgSnap as i32,
@@ -179,7 +190,10 @@ async fn pipeline_post_bad_statuses_fail() {
 // etcd TestPipelinePostErrorc: 403 is a critical error.
 #[actix_rt::test]
 async fn pipeline_post_errorc_on_forbidden() {
-    let peer = FakePeer::start(Behaviour::Status(403, "cannot process message from removed member\n"));
+    let peer = FakePeer::start(Behaviour::Status(
+        403,
+        "cannot process message from removed member\n",
+    ));
     let rec = Recording::start();
     let p = start(config(vec![peer.url.clone()]), &rec);
     send(&p, MessageType::MsgApp, 1).await.unwrap();
@@ -212,11 +226,13 @@ async fn cluster_id_mismatch_reports_unreachable_and_snapshot_failure() {
         .await;
     assert_eq!(snapshot_reports(&events), [SnapshotStatus::Failure]);
     let events = rec.wait_unreachable(1).await;
-    assert!(events.contains(&Event::Unreachable(rafthttp_pipeline::ReportUnreachable {
-        to: rafthttp_pipeline::Id(2),
-        message_type: MessageType::MsgSnap as i32,
-        reason: Error::ClusterIdMismatch,
-    })));
+    assert!(
+        events.contains(&Event::Unreachable(rafthttp_pipeline::ReportUnreachable {
+            to: rafthttp_pipeline::Id(2),
+            message_type: MessageType::MsgSnap as i32,
+            reason: Error::ClusterIdMismatch,
+        }))
+    );
     p.send(Stop).await.unwrap();
 }
 
@@ -257,7 +273,11 @@ async fn picker_moves_to_the_next_url_after_a_failure() {
             snapshot_reports(e) == [SnapshotStatus::Finish]
         })
         .await;
-        assert_eq!(peer.requests().len(), 1, "no retry: only the second message");
+        assert_eq!(
+            peer.requests().len(),
+            1,
+            "no retry: only the second message"
+        );
     } else {
         peer.wait_answered(1).await;
         p.send(UpdateUrls(vec![dead.clone(), peer.url.clone()]))
@@ -341,9 +361,19 @@ async fn heartbeat_passes_stalled_snapshots() {
     peer.wait_seen(3).await;
     send(&p, MessageType::MsgHeartbeat, 9).await.unwrap();
     let stats = wait_stats(&p, "the heartbeat", |s| s.delivered == 1).await;
-    assert_eq!((stats.in_flight, stats.queued), (3, 2), "3 snapshots at most");
+    assert_eq!(
+        (stats.in_flight, stats.queued),
+        (3, 2),
+        "3 snapshots at most"
+    );
     let answered: Vec<_> = peer.requests().iter().map(|r| r.message().r#type).collect();
-    assert_eq!(answered.iter().filter(|&&t| t == MessageType::MsgSnap as i32).count(), 3);
+    assert_eq!(
+        answered
+            .iter()
+            .filter(|&&t| t == MessageType::MsgSnap as i32)
+            .count(),
+        3
+    );
     peer.release();
     wait_stats(&p, "6 deliveries", |s| s.delivered == 6).await;
     let stats = p.send(Stop).await.unwrap();
@@ -392,10 +422,17 @@ async fn nothing_lost_in_a_mixed_run() {
     assert_eq!(stats.accepted, 100);
     assert_eq!(stats.accepted, stats.delivered + stats.reported());
     let events = rec.wait_unreachable(91).await;
-    assert_eq!(count_unreachable(&events), 91, "one report per undelivered message");
+    assert_eq!(
+        count_unreachable(&events),
+        91,
+        "one report per undelivered message"
+    );
     let final_stats = p.send(GetStats).await.unwrap();
     assert_eq!(final_stats.accepted, 101);
-    assert_eq!(final_stats.accepted, final_stats.delivered + final_stats.reported());
+    assert_eq!(
+        final_stats.accepted,
+        final_stats.delivered + final_stats.reported()
+    );
     assert_eq!((final_stats.queued, final_stats.in_flight), (0, 0));
 }
 

@@ -128,7 +128,12 @@ impl FakePeer {
 
     /// Waits until the peer has answered at least `n` requests.
     pub async fn wait_answered(&self, n: usize) {
-        wait_watch(&self.state.answered, n, "requests answered by the fake peer").await;
+        wait_watch(
+            &self.state.answered,
+            n,
+            "requests answered by the fake peer",
+        )
+        .await;
     }
 
     /// Stops the server and closes its connections.
@@ -140,7 +145,11 @@ impl FakePeer {
 async fn wait_watch(tx: &watch::Sender<usize>, n: usize, what: &str) {
     let mut rx = tx.subscribe();
     let waited = tokio::time::timeout(WAIT, rx.wait_for(|&v| v >= n)).await;
-    assert!(waited.is_ok(), "timed out waiting for {n} {what}, have {}", *tx.borrow());
+    assert!(
+        waited.is_ok(),
+        "timed out waiting for {n} {what}, have {}",
+        *tx.borrow()
+    );
 }
 
 async fn answer(req: HttpRequest, body: Bytes, state: web::Data<PeerState>) -> HttpResponse {
@@ -308,7 +317,10 @@ impl Recording {
         let waited = tokio::time::timeout(WAIT, rx.wait_for(|e| done(e))).await;
         match waited {
             Ok(Ok(events)) => events.clone(),
-            _ => panic!("timed out waiting for {what}; recorded: {:?}", self.events()),
+            _ => panic!(
+                "timed out waiting for {what}; recorded: {:?}",
+                self.events()
+            ),
         }
     }
 
@@ -376,7 +388,10 @@ pub async fn wait_stats(
 ) -> rafthttp_pipeline::PipelineStats {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let stats = p.send(rafthttp_pipeline::GetStats).await.expect("pipeline alive");
+        let stats = p
+            .send(rafthttp_pipeline::GetStats)
+            .await
+            .expect("pipeline alive");
         if done(&stats) {
             return stats;
         }
