@@ -28,6 +28,13 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// by a timeout sized for heartbeats (1 MiB/s). No etcd equivalent.
 pub const RESPONSE_TIMEOUT_PER_MIB: Duration = Duration::from_secs(1);
 
+/// How long a streamed snapshot may go without a byte moving, or wait for
+/// its answer after the last byte, before it fails. etcd has no upload
+/// timeout at all (`rafthttp/snapshot_sender.go`), and its receiver gives
+/// up after 5 s without a read; this is a stall timeout, not a total one,
+/// so a large database is never killed for being large.
+pub const SNAPSHOT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Where the pipeline's [`SenderActor`](crate::sender::SenderActor)s run.
 #[derive(Clone, Default)]
 pub enum SenderPlacement {
@@ -85,6 +92,9 @@ pub struct PipelineConfig {
     /// Extra response time per MiB of body
     /// (default [`RESPONSE_TIMEOUT_PER_MIB`]).
     pub response_timeout_per_mib: Duration,
+    /// How long a streamed snapshot may stall
+    /// (default [`SNAPSHOT_STALL_TIMEOUT`]).
+    pub snapshot_stall_timeout: Duration,
     /// Where the senders run (default [`SenderPlacement::SharedPool`]).
     pub placement: SenderPlacement,
 }
@@ -106,6 +116,7 @@ impl PipelineConfig {
             dial_timeout: DIAL_TIMEOUT,
             response_timeout: RESPONSE_TIMEOUT,
             response_timeout_per_mib: RESPONSE_TIMEOUT_PER_MIB,
+            snapshot_stall_timeout: SNAPSHOT_STALL_TIMEOUT,
             placement: SenderPlacement::SharedPool,
         }
     }
@@ -140,6 +151,12 @@ impl PipelineConfig {
         self
     }
 
+    /// Sets how long a streamed snapshot may stall.
+    pub fn snapshot_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.snapshot_stall_timeout = timeout;
+        self
+    }
+
     /// Sets where the senders run.
     pub fn placement(mut self, placement: SenderPlacement) -> Self {
         self.placement = placement;
@@ -164,7 +181,12 @@ impl PipelineConfig {
                 "connections must be at least 1".into(),
             ));
         }
-        if self.dial_timeout.is_zero() || self.response_timeout.is_zero() {
+        let timeouts = [
+            self.dial_timeout,
+            self.response_timeout,
+            self.snapshot_stall_timeout,
+        ];
+        if timeouts.iter().any(Duration::is_zero) {
             return Err(Error::InvalidConfig("timeouts must be non-zero".into()));
         }
         for url in self.peer_urls.iter().chain(&self.local_urls) {

@@ -61,6 +61,10 @@ pub enum Error {
     /// (etcd's `ErrExpectEOF`).
     #[error("ioutil: expect EOF")]
     ExpectEof,
+    /// A [`SendSnapshot`](crate::SendSnapshot) carried a message that is
+    /// not a `MsgSnap` (etcd's receiver answers `wrong raft message type`).
+    #[error("wrong raft message type")]
+    WrongMessageType,
     /// No snapshot bytes moved for the configured stall timeout.
     #[error("snapshot stalled: no bytes moved for {0:?}")]
     Stalled(Duration),

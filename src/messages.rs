@@ -9,6 +9,7 @@ use actix::prelude::*;
 use crate::error::Error;
 use crate::id::Id;
 use crate::raftpb::Message as RaftMessage;
+use crate::snapshot::SnapshotBody;
 use crate::stats::PipelineStats;
 
 /// A raft message for the pipeline to send to its peer (one `POST /raft`).
@@ -22,6 +23,42 @@ use crate::stats::PipelineStats;
 #[rtype(result = "Result<(), Dropped>")]
 pub struct Envelope(pub RaftMessage);
 
+/// A snapshot whose database is streamed, not held in memory (etcd's
+/// `snap.Message` and `Transport.SendSnapshot`).
+///
+/// The pipeline sends it as one chunked `POST /raft/snapshot`: the 8-byte
+/// length and `message` (a `MsgSnap`), then exactly `size` bytes of
+/// `body`. A body that ends early or runs long fails the send, as etcd's
+/// `ExactReadCloser` does, and so does a transfer where no byte moves for
+/// [`PipelineConfig::snapshot_stall_timeout`](crate::PipelineConfig). It
+/// goes through the same queue and snapshot lane as an [`Envelope`], and
+/// ends the same way: [`ReportSnapshot`] with `Finish`, or
+/// [`ReportUnreachable`] plus `Failure`.
+///
+/// Use it for a real database; a small snapshot that fits in memory can
+/// travel inline in a `MsgSnap` [`Envelope`] instead, as etcd's raftexample
+/// does.
+#[derive(Message)]
+#[rtype(result = "Result<(), Dropped>")]
+pub struct SendSnapshot {
+    /// The `MsgSnap`; its `snapshot.metadata` says which index it covers.
+    pub message: RaftMessage,
+    /// The database, as a stream of chunks.
+    pub body: SnapshotBody,
+    /// The exact number of bytes `body` yields.
+    pub size: u64,
+}
+
+impl std::fmt::Debug for SendSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendSnapshot")
+            .field("to", &self.message.to)
+            .field("index", &self.message.snapshot.metadata.index)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
 /// Why an [`Envelope`] was not queued. Raft has already been told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dropped message of type {message_type} to {to}: {reason}")]
@@ -30,7 +67,9 @@ pub struct Dropped {
     pub to: Id,
     /// The message's raft type.
     pub message_type: i32,
-    /// [`Error::BufferFull`] or [`Error::Stopped`].
+    /// [`Error::BufferFull`], [`Error::Stopped`], or
+    /// [`Error::WrongMessageType`] for a [`SendSnapshot`] that is not a
+    /// `MsgSnap`.
     pub reason: Error,
 }
 

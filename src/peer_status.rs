@@ -21,6 +21,12 @@ pub const PIPELINE_WRITE: FailureType = FailureType {
     action: "write",
 };
 
+/// A streamed snapshot failed (`rafthttp/snapshot_sender.go:123`).
+pub const SNAPSHOT_POST: FailureType = FailureType {
+    source: "sendMsgSnap",
+    action: "post",
+};
+
 /// Whether the peer is active, and since when. Starts inactive.
 #[derive(Debug, Clone)]
 pub struct PeerStatus {

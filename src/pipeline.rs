@@ -21,12 +21,16 @@ use crate::dispatch::{Dispatch, Lane};
 use crate::error::Error;
 use crate::id::Id;
 use crate::messages::*;
-use crate::peer_status::{PeerStatus, PIPELINE_WRITE};
+use crate::peer_status::{FailureType, PeerStatus, PIPELINE_WRITE, SNAPSHOT_POST};
 use crate::picker::UrlPicker;
 use crate::raftpb::{Message as RaftMessage, MessageType};
-use crate::sender::{Post, SenderActor, SenderSettings, StopSender};
+use crate::sender::{Post, PostSnapshot, SenderActor, SenderSettings, StopSender};
+use crate::snapshot::{frame_head, SnapshotBody};
 use crate::stats::PipelineStats;
-use crate::wire::{request_uri, RequestHeaders, CONTENT_TYPE_PROTOBUF, RAFT_PREFIX};
+use crate::wire::{
+    request_uri, RequestHeaders, CONTENT_TYPE_OCTET_STREAM, CONTENT_TYPE_PROTOBUF, RAFT_PREFIX,
+    RAFT_SNAPSHOT_PREFIX,
+};
 
 /// How often a full buffer is logged at most; the drops in between are
 /// counted into the next line (etcd merges them with `MergeWarningf`).
@@ -88,22 +92,48 @@ impl std::fmt::Debug for Recipients {
     }
 }
 
+/// What travels: an encoded message, or a framed snapshot with its
+/// database stream (taken when a sender picks it up).
+enum Payload {
+    Message(Bytes),
+    Snapshot {
+        head: Bytes,
+        body: Option<SnapshotBody>,
+        size: u64,
+    },
+}
+
 /// A message on its way: encoded once, then only shared.
-#[derive(Debug)]
 struct Outgoing {
     to: Id,
     message_type: i32,
-    body: Bytes,
+    payload: Payload,
     started: Option<Instant>,
     target: (u64, usize),
 }
 
 impl Outgoing {
     fn new(message: &RaftMessage) -> Self {
+        Outgoing::with_payload(
+            message,
+            Payload::Message(Bytes::from(message.encode_to_vec())),
+        )
+    }
+
+    fn snapshot(message: &RaftMessage, body: SnapshotBody, size: u64) -> Self {
+        let payload = Payload::Snapshot {
+            head: frame_head(message),
+            body: Some(body),
+            size,
+        };
+        Outgoing::with_payload(message, payload)
+    }
+
+    fn with_payload(message: &RaftMessage, payload: Payload) -> Self {
         Outgoing {
             to: Id(message.to),
             message_type: message.r#type,
-            body: Bytes::from(message.encode_to_vec()),
+            payload,
             started: None,
             target: (0, 0),
         }
@@ -111,6 +141,23 @@ impl Outgoing {
 
     fn is_append(&self) -> bool {
         self.message_type == MessageType::MsgApp as i32
+    }
+
+    /// Bytes on the wire (etcd's `sentBytes`: `m.Size()`, or `TotalSize`
+    /// for a streamed snapshot).
+    fn wire_len(&self) -> u64 {
+        match &self.payload {
+            Payload::Message(body) => body.len() as u64,
+            Payload::Snapshot { head, size, .. } => head.len() as u64 + size,
+        }
+    }
+
+    /// Where a failure counts in the peer status (etcd's `failureType`).
+    fn failure_type(&self) -> FailureType {
+        match self.payload {
+            Payload::Message(_) => PIPELINE_WRITE,
+            Payload::Snapshot { .. } => SNAPSHOT_POST,
+        }
     }
 }
 
@@ -120,13 +167,20 @@ impl Lane for Outgoing {
     }
 }
 
+/// A peer URL with etcd's two paths.
+#[derive(Debug, Clone)]
+struct PeerUris {
+    raft: Uri,
+    snapshot: Uri,
+}
+
 /// etcd's pipeline to one remote peer, as an actor. See the
 /// [module docs](self) and the crate docs.
 pub struct PipelineActor {
     config: PipelineConfig,
     recipients: Recipients,
     picker: UrlPicker,
-    uris: Vec<Uri>,
+    uris: Vec<PeerUris>,
     generation: u64,
     status: PeerStatus,
     dispatch: Dispatch<Outgoing>,
@@ -155,10 +209,10 @@ impl PipelineActor {
         config.validate()?;
         let picker = UrlPicker::new(&config.peer_urls)?;
         let uris = raft_uris(&picker)?;
-        let headers = Arc::new(RequestHeaders::new(&config, CONTENT_TYPE_PROTOBUF)?);
         let settings = SenderSettings {
             peer: config.peer_id,
-            headers,
+            headers: Arc::new(RequestHeaders::new(&config, CONTENT_TYPE_PROTOBUF)?),
+            snapshot_headers: Arc::new(RequestHeaders::new(&config, CONTENT_TYPE_OCTET_STREAM)?),
             dial_timeout: config.dial_timeout,
         };
         let (senders, gone) = start_senders(&config, &settings);
@@ -188,27 +242,54 @@ impl PipelineActor {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while let Some(sender) = self.dispatch.assign() {
             let target = (self.generation, self.picker.picked_index());
-            let uri = self.uris[target.1].clone();
+            let uris = self.uris[target.1].clone();
+            let stall_timeout = self.config.snapshot_stall_timeout;
             let Some(item) = self.dispatch.slot_mut(sender) else {
                 continue;
             };
             item.started = Some(Instant::now());
             item.target = target;
-            let post = Post {
-                uri,
-                timeout: self.config.response_timeout_for(item.body.len()),
-                body: item.body.clone(),
-            };
-            let outcome =
-                self.senders[sender]
-                    .send(post)
-                    .into_actor(self)
-                    .map(move |result, act, ctx| {
-                        let result = result.unwrap_or(Err(Error::SenderStopped));
-                        act.on_outcome(sender, result, ctx);
-                    });
-            ctx.spawn(outcome);
+            let timeout = self.config.response_timeout_for(item.wire_len() as usize);
+            match &mut item.payload {
+                Payload::Message(body) => {
+                    let post = Post {
+                        uri: uris.raft,
+                        body: body.clone(),
+                        timeout,
+                    };
+                    self.spawn_post(sender, post, ctx);
+                }
+                Payload::Snapshot { head, body, size } => {
+                    let Some(body) = body.take() else { continue };
+                    let post = PostSnapshot {
+                        uri: uris.snapshot,
+                        head: head.clone(),
+                        body,
+                        size: *size,
+                        stall_timeout,
+                    };
+                    self.spawn_post(sender, post, ctx);
+                }
+            }
         }
+    }
+
+    /// Hands `post` to `sender` and turns its answer into an outcome. A
+    /// sender that stops before answering fails the message.
+    fn spawn_post<M>(&mut self, sender: usize, post: M, ctx: &mut Context<Self>)
+    where
+        M: actix::Message<Result = Result<(), Error>> + Send + 'static,
+        SenderActor: Handler<M>,
+    {
+        let outcome =
+            self.senders[sender]
+                .send(post)
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    let result = result.unwrap_or(Err(Error::SenderStopped));
+                    act.on_outcome(sender, result, ctx);
+                });
+        ctx.spawn(outcome);
     }
 
     fn on_outcome(&mut self, sender: usize, result: Result<(), Error>, ctx: &mut Context<Self>) {
@@ -224,7 +305,7 @@ impl PipelineActor {
 
     fn on_delivered(&mut self, item: Outgoing) {
         self.stats.delivered += 1;
-        self.stats.sent_bytes += item.body.len() as u64;
+        self.stats.sent_bytes += item.wire_len();
         if let Some(change) = self.status.activate() {
             self.notify_status(change);
         }
@@ -247,7 +328,10 @@ impl PipelineActor {
                 self.picker.unreachable(&url);
             }
         }
-        if let Some(change) = self.status.deactivate(PIPELINE_WRITE, &err.to_string()) {
+        if let Some(change) = self
+            .status
+            .deactivate(item.failure_type(), &err.to_string())
+        {
             self.notify_status(change);
         }
         if item.is_append() {
@@ -288,6 +372,19 @@ impl PipelineActor {
         }
     }
 
+    /// Queues `item`, or drops and reports it when stopping or full.
+    fn accept(&mut self, item: Outgoing, ctx: &mut Context<Self>) -> Result<(), Dropped> {
+        self.stats.accepted += 1;
+        if self.stopping {
+            return Err(self.drop_message(&item, Error::Stopped));
+        }
+        if let Err(item) = self.dispatch.offer(item) {
+            return Err(self.drop_message(&item, Error::BufferFull));
+        }
+        self.pump(ctx);
+        Ok(())
+    }
+
     fn drop_message(&mut self, item: &Outgoing, reason: Error) -> Dropped {
         if reason == Error::BufferFull {
             self.stats.dropped += 1;
@@ -295,6 +392,11 @@ impl PipelineActor {
         } else {
             self.stats.cancelled += 1;
         }
+        self.refuse(item, reason)
+    }
+
+    /// Reports `item` as not delivered and says why to the caller.
+    fn refuse(&self, item: &Outgoing, reason: Error) -> Dropped {
         self.report_undelivered(item, reason.clone());
         Dropped {
             to: item.to,
@@ -347,12 +449,14 @@ impl PipelineActor {
     }
 }
 
-fn raft_uris(picker: &UrlPicker) -> Result<Vec<Uri>, Error> {
-    picker
-        .urls()
-        .iter()
-        .map(|u| request_uri(u, RAFT_PREFIX))
-        .collect()
+fn raft_uris(picker: &UrlPicker) -> Result<Vec<PeerUris>, Error> {
+    let uris = |u: &String| {
+        Ok(PeerUris {
+            raft: request_uri(u, RAFT_PREFIX)?,
+            snapshot: request_uri(u, RAFT_SNAPSHOT_PREFIX)?,
+        })
+    };
+    picker.urls().iter().map(uris).collect()
 }
 
 fn start_senders(
@@ -389,16 +493,26 @@ impl Handler<Envelope> for PipelineActor {
     type Result = Result<(), Dropped>;
 
     fn handle(&mut self, Envelope(message): Envelope, ctx: &mut Context<Self>) -> Self::Result {
-        self.stats.accepted += 1;
-        let item = Outgoing::new(&message);
-        if self.stopping {
-            return Err(self.drop_message(&item, Error::Stopped));
+        self.accept(Outgoing::new(&message), ctx)
+    }
+}
+
+impl Handler<SendSnapshot> for PipelineActor {
+    type Result = Result<(), Dropped>;
+
+    fn handle(&mut self, snapshot: SendSnapshot, ctx: &mut Context<Self>) -> Self::Result {
+        let SendSnapshot {
+            message,
+            body,
+            size,
+        } = snapshot;
+        let item = Outgoing::snapshot(&message, body, size);
+        if !item.is_snapshot() {
+            self.stats.accepted += 1;
+            self.stats.failed += 1;
+            return Err(self.refuse(&item, Error::WrongMessageType));
         }
-        if let Err(item) = self.dispatch.offer(item) {
-            return Err(self.drop_message(&item, Error::BufferFull));
-        }
-        self.pump(ctx);
-        Ok(())
+        self.accept(item, ctx)
     }
 }
 

@@ -8,16 +8,20 @@
 //! fresh client, and the request it was carrying is dropped, which the
 //! pipeline reports.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use awc::error::{ConnectError, SendRequestError};
 use awc::http::{StatusCode, Uri, Version};
 use bytes::Bytes;
 use futures::channel::oneshot;
+use futures::{future, StreamExt};
 
 use crate::error::Error;
+use crate::snapshot::{ExactBody, SnapshotBody};
 use crate::wire::{check_post_response, RequestHeaders};
 
 /// How much of an error answer's body is read (etcd's answers are one
@@ -36,6 +40,32 @@ pub struct Post {
     pub timeout: Duration,
 }
 
+/// Stream one snapshot to `uri` (etcd's `snapshotSender.send`): the framed
+/// message `head`, then exactly `size` bytes of `body`, chunked.
+#[derive(Message)]
+#[rtype(result = "Result<(), Error>")]
+pub struct PostSnapshot {
+    /// The peer URL with etcd's snapshot path (`/raft/snapshot`).
+    pub uri: Uri,
+    /// The 8-byte length and the encoded `MsgSnap`.
+    pub head: Bytes,
+    /// The database.
+    pub body: SnapshotBody,
+    /// The exact size of the database.
+    pub size: u64,
+    /// How long no byte may move before the send fails.
+    pub stall_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostSnapshot")
+            .field("uri", &self.uri)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
 /// Stop the sender now, cancelling its request. While the pipeline still
 /// holds the sender's address, the supervisor restarts it with a fresh
 /// client; once the pipeline has let go, it stays stopped.
@@ -50,6 +80,8 @@ pub struct SenderSettings {
     pub peer: crate::Id,
     /// The request headers, built once per pipeline.
     pub headers: Arc<RequestHeaders>,
+    /// The same for streamed snapshots (`application/octet-stream`).
+    pub snapshot_headers: Arc<RequestHeaders>,
     /// The connect timeout.
     pub dial_timeout: Duration,
 }
@@ -115,31 +147,47 @@ impl Supervised for SenderActor {
     }
 }
 
+impl SenderActor {
+    fn request(&self, uri: Uri, headers: &RequestHeaders) -> awc::ClientRequest {
+        let mut request = self.client.post(uri);
+        for (name, value) in headers.iter() {
+            request = request.insert_header((name.clone(), value.clone()));
+        }
+        request
+    }
+}
+
+/// Reads an answer as etcd's `checkPostResponse` does: 204 is success, and
+/// any other answer's (short) body is read to the end and mapped.
+async fn read_answer<S>(mut response: awc::ClientResponse<S>, uri: &Uri) -> Result<(), Error>
+where
+    S: futures::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let status = response.status();
+    if status == StatusCode::NO_CONTENT {
+        return Ok(());
+    }
+    let body = response
+        .body()
+        .limit(MAX_ANSWER_BYTES)
+        .await
+        .map_err(|e| Error::Transport(e.to_string()))?;
+    check_post_response(status, &body, &uri.to_string())
+}
+
 impl Handler<Post> for SenderActor {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
     fn handle(&mut self, post: Post, _ctx: &mut Context<Self>) -> Self::Result {
-        let mut request = self.client.post(post.uri.clone());
-        for (name, value) in self.settings.headers.iter() {
-            request = request.insert_header((name.clone(), value.clone()));
-        }
+        let request = self.request(post.uri.clone(), &self.settings.headers);
         let dial_timeout = self.settings.dial_timeout;
         let timeout = post.timeout;
         let exchange = async move {
-            let mut response = request
+            let response = request
                 .send_body(post.body)
                 .await
                 .map_err(|e| send_error(e, dial_timeout, timeout))?;
-            let status = response.status();
-            if status == StatusCode::NO_CONTENT {
-                return Ok(());
-            }
-            let body = response
-                .body()
-                .limit(MAX_ANSWER_BYTES)
-                .await
-                .map_err(|e| Error::Transport(e.to_string()))?;
-            check_post_response(status, &body, &post.uri.to_string())
+            read_answer(response, &post.uri).await
         };
         let bounded = async move {
             actix::clock::timeout(timeout, exchange)
@@ -147,6 +195,53 @@ impl Handler<Post> for SenderActor {
                 .unwrap_or(Err(Error::Timeout(timeout)))
         };
         Box::pin(bounded.into_actor(self))
+    }
+}
+
+impl Handler<PostSnapshot> for SenderActor {
+    type Result = ResponseActFuture<Self, Result<(), Error>>;
+
+    fn handle(&mut self, post: PostSnapshot, _ctx: &mut Context<Self>) -> Self::Result {
+        let request = self.request(post.uri.clone(), &self.settings.snapshot_headers);
+        let dial_timeout = self.settings.dial_timeout;
+        let stall = post.stall_timeout;
+        let progress = Rc::new(Cell::new(Instant::now()));
+        let failure = Rc::new(Cell::new(None));
+        let body = ExactBody::new(post.body, post.size, progress.clone(), failure.clone());
+        let head = futures::stream::once(futures::future::ready(Ok(post.head)));
+        let stream = head.chain(body);
+        let exchange = async move {
+            let response = request
+                .send_stream(stream)
+                .await
+                .map_err(|e| send_error(e, dial_timeout, stall))?;
+            read_answer(response, &post.uri).await
+        };
+        let watched =
+            async move {
+                let outcome =
+                    match future::select(Box::pin(exchange), Box::pin(stalled(progress, stall)))
+                        .await
+                    {
+                        future::Either::Left((outcome, _)) => outcome,
+                        future::Either::Right((stalled, _)) => stalled,
+                    };
+                // A wrong size or a failing body says more than the broken
+                // request it caused.
+                outcome.map_err(|err| failure.take().unwrap_or(err))
+            };
+        Box::pin(watched.into_actor(self))
+    }
+}
+
+/// Resolves with [`Error::Stalled`] once `progress` is `stall` old.
+async fn stalled(progress: Rc<Cell<Instant>>, stall: Duration) -> Result<(), Error> {
+    loop {
+        let idle = progress.get().elapsed();
+        if idle >= stall {
+            return Err(Error::Stalled(stall));
+        }
+        actix::clock::sleep(stall - idle).await;
     }
 }
 
