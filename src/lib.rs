@@ -50,7 +50,7 @@
 //!     }
 //! }
 //!
-//! #[actix_web::main]
+//! #[actix::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let raft = Raft.start();
 //!     let (me, peer, cluster) = (Id(1), Id(2), Id(0x1000));
@@ -150,3 +150,9 @@ pub use messages::*;
 pub use pipeline::{PipelineActor, Recipients};
 pub use sender::SenderActor;
 pub use stats::{FollowerStats, PipelineStats};
+
+/// Compiles the README's examples as doctests, so its quick start stays
+/// true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
