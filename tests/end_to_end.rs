@@ -169,6 +169,7 @@ async fn send_message_every_type_arrives_field_for_field() {
     for (got, want) in received.iter().zip(&sent) {
         assert!(got == want, "message of type {} differs", want.r#type);
     }
+    wait_stats(&p, "every delivery", |s| s.delivered == sent.len() as u64).await;
     rec.wait_until("snapshot finish", |e| {
         snapshot_reports(e) == [SnapshotStatus::Finish]
     })
