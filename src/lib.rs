@@ -14,7 +14,8 @@
 //!   [`ReportSnapshot`], [`PeerStatusChanged`], [`CriticalError`]).
 //! - Receiving: [`receiver::configure`] mounts etcd's `/raft` routes in your
 //!   actix-web `App` and delivers each message to your raft actor as an
-//!   [`Inbound`].
+//!   [`Inbound`]; with a [`snapshot_receiver::SnapshotSink`] it also
+//!   receives streamed snapshots.
 //!
 //! # Quick start
 //!
@@ -75,6 +76,24 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Snapshots: inline or streamed
+//!
+//! A snapshot can travel two ways, as in etcd:
+//!
+//! - **Inline**, a `MsgSnap` [`Envelope`] whose `snapshot.data` holds the
+//!   whole state, through the pipeline's `POST /raft`, as etcd's
+//!   raftexample does. Simple, but the whole message is encoded, sent and
+//!   decoded in memory on both ends, within
+//!   [`receiver::MAX_MESSAGE_BYTES`]: use it for small state machines.
+//! - **Streamed**, a [`SendSnapshot`] with the `MsgSnap` and the database
+//!   as a byte stream, through `POST /raft/snapshot`, as etcd sends its
+//!   bbolt database. The receiver streams it into a
+//!   [`snapshot_receiver::SnapshotSink`] (a directory by default, written
+//!   as etcd's `SaveDBFrom` does) and hands raft the `MsgSnap` with
+//!   [`Inbound::snapshot`] saying where the database is. Memory stays flat
+//!   whatever the size: use it for a real database, and to receive one
+//!   from etcd.
 //!
 //! # Backpressure and drops
 //!
@@ -138,6 +157,7 @@ pub mod raftpb;
 pub mod receiver;
 pub mod sender;
 pub mod snapshot;
+pub mod snapshot_receiver;
 pub mod stats;
 pub mod version;
 pub mod wire;

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::id::Id;
 use crate::raftpb::Message as RaftMessage;
 use crate::snapshot::SnapshotBody;
+use crate::snapshot_receiver::ReceivedSnapshot;
 use crate::stats::PipelineStats;
 
 /// A raft message for the pipeline to send to its peer (one `POST /raft`).
@@ -175,6 +176,11 @@ pub struct Inbound {
     /// The sender's URLs from `X-PeerURLs`, when present and well formed.
     /// etcd adds such a sender as a remote; here the user decides.
     pub peer_urls: Vec<String>,
+    /// For a `MsgSnap` that came through `POST /raft/snapshot`: where its
+    /// database was stored, already durable. `None` for everything that
+    /// came through `POST /raft`, including a `MsgSnap` carrying its
+    /// snapshot inline.
+    pub snapshot: Option<ReceivedSnapshot>,
 }
 
 /// Why the user's raft actor refused an [`Inbound`] message.

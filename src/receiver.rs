@@ -27,6 +27,7 @@
 //! behind it, as long as the raft actor answers them independently.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,12 +44,13 @@ use crate::id::Id;
 use crate::messages::{Inbound, ProcessError};
 use crate::picker::parse_peer_url;
 use crate::raftpb::Message as RaftMessage;
+use crate::snapshot_receiver::{self, SnapshotConfig, SnapshotReceiver};
 use crate::version::{
     check_version_compatibility, parse_version_header, Version, CLUSTER_VERSION, SERVER_VERSION,
 };
 use crate::wire::{
     HEADER_CLUSTER_ID, HEADER_MIN_CLUSTER_VERSION, HEADER_PEER_URLS, HEADER_SERVER_FROM,
-    HEADER_SERVER_VERSION, PROBING_PREFIX, RAFT_PREFIX, RAFT_STREAM_PREFIX,
+    HEADER_SERVER_VERSION, PROBING_PREFIX, RAFT_PREFIX, RAFT_SNAPSHOT_PREFIX, RAFT_STREAM_PREFIX,
 };
 
 /// The largest raft message body accepted: 512 MiB (etcd `readBytesLimit`,
@@ -76,6 +78,9 @@ const ERR_PROCESSING: &str = "error processing raft message";
 const ERR_TOO_LARGE: &str = "raft message too large";
 /// Go's `http.NotFound` body.
 const ERR_NOT_FOUND: &str = "404 page not found";
+/// How many distinct values of a header a worker remembers as checked: a
+/// few per peer that sends to it. Past that, it starts over.
+const HEADER_MEMO_SIZE: usize = 16;
 /// Go's `http.StatusText(405)`, which etcd writes for a wrong method.
 const ERR_METHOD_NOT_ALLOWED: &str = "Method Not Allowed";
 
@@ -99,6 +104,9 @@ pub struct ReceiverConfig {
     /// since the application may serve its own). Turn it on when real etcd
     /// members query this member's version on its peer URL.
     pub serve_version: bool,
+    /// How `POST /raft/snapshot` is received (default: no sink, so the
+    /// route is not mounted); see [`snapshot_receiver`].
+    pub snapshots: SnapshotConfig,
     /// The user's raft actor. It gets every accepted message as an
     /// [`Inbound`] and its answer decides the status.
     pub raft: Recipient<Inbound>,
@@ -113,6 +121,7 @@ impl ReceiverConfig {
             cluster_id,
             max_message_bytes: MAX_MESSAGE_BYTES,
             serve_version: false,
+            snapshots: SnapshotConfig::default(),
             raft,
         }
     }
@@ -122,6 +131,13 @@ impl ReceiverConfig {
     /// pipeline, or snapshots will keep failing with 413.
     pub fn max_message_bytes(mut self, bytes: usize) -> Self {
         self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Sets how streamed snapshots are received (default: not at all);
+    /// give it a sink to mount `POST /raft/snapshot`.
+    pub fn snapshots(mut self, snapshots: SnapshotConfig) -> Self {
+        self.snapshots = snapshots;
         self
     }
 
@@ -137,18 +153,26 @@ impl ReceiverConfig {
 /// | path | answer |
 /// |---|---|
 /// | `/raft` | the pipeline: `POST` a raft message, 204 when raft took it |
+/// | `/raft/snapshot` | only with a sink in [`ReceiverConfig::snapshots`]: `POST` a streamed snapshot ([`snapshot_receiver`]), 204 once stored and taken by raft |
 /// | `/raft/probing` | any method: 200 `{"OK":true,"Now":"..."}` (etcd's prober) |
 /// | `/raft/stream/...` | 404 without `X-Server-Version`, so an etcd 3.4 peer quietly uses the pipeline instead of streams |
 /// | any other `/raft/...`, including `/raft/` | 404 `404 page not found` |
 /// | `/version` | only with [`ReceiverConfig::serve_version`]: etcd's version JSON |
 ///
-/// Register routes of your own under `/raft/` (e.g. `/raft/snapshot`)
-/// *before* this call: the catch-all for `/raft/...` answers everything
-/// registered after it.
+/// Register routes of your own under `/raft/` *before* this call: the
+/// catch-all for `/raft/...` answers everything registered after it.
 pub fn configure(config: ReceiverConfig) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         let serve_version = config.serve_version;
+        let snapshots = config.snapshots.clone();
         let receiver = Rc::new(Receiver::new(config));
+        if let Some(rx) = SnapshotReceiver::new(receiver.clone(), &snapshots).map(Rc::new) {
+            cfg.service(web::resource(RAFT_SNAPSHOT_PREFIX).to(
+                move |req: HttpRequest, body: web::Payload| {
+                    snapshot_receiver::serve(rx.clone(), req, body)
+                },
+            ));
+        }
         cfg.service(
             web::resource(RAFT_PREFIX).to(move |req: HttpRequest, body: web::Payload| {
                 serve_raft(receiver.clone(), req, body)
@@ -165,17 +189,75 @@ pub fn configure(config: ReceiverConfig) -> impl FnOnce(&mut web::ServiceConfig)
 
 /// One worker's copy of the configuration, with the cluster id prepared
 /// both for comparing and for answering.
-struct Receiver {
-    local_id: Id,
+pub(crate) struct Receiver {
+    pub(crate) local_id: Id,
     cluster_id: String,
-    cluster_id_header: HeaderValue,
+    pub(crate) cluster_id_header: HeaderValue,
     max_message_bytes: usize,
     raft: Recipient<Inbound>,
+    memo: HeaderMemo,
+}
+
+/// Header values this worker has already checked. A peer sends the same
+/// version headers and `X-PeerURLs` with every message, so each value is
+/// parsed once per worker rather than once per message.
+#[derive(Default)]
+struct HeaderMemo {
+    /// `X-Server-Version` and `X-Min-Cluster-Version` pairs that passed.
+    versions: RefCell<Vec<[Option<HeaderValue>; 2]>>,
+    /// `X-PeerURLs` values and what they parsed to.
+    peer_urls: RefCell<Vec<(HeaderValue, Vec<String>)>>,
+}
+
+impl HeaderMemo {
+    /// [`check_versions`], skipped for a pair of values that passed before.
+    fn check_versions(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        let pair = [
+            headers.get(HEADER_SERVER_VERSION),
+            headers.get(HEADER_MIN_CLUSTER_VERSION),
+        ];
+        let known = |seen: &[Option<HeaderValue>; 2]| seen.iter().map(Option::as_ref).eq(pair);
+        if self.versions.borrow().iter().any(known) {
+            return Ok(());
+        }
+        check_versions(headers)?;
+        remember(&self.versions, pair.map(|v| v.map(owned_header)));
+        Ok(())
+    }
+
+    /// [`sender_urls`], parsed once per distinct value.
+    fn sender_urls(&self, headers: &HeaderMap) -> Vec<String> {
+        let Some(value) = headers.get(HEADER_PEER_URLS) else {
+            return Vec::new();
+        };
+        let memo = self.peer_urls.borrow();
+        if let Some((_, urls)) = memo.iter().find(|(seen, _)| seen == value) {
+            return urls.clone();
+        }
+        drop(memo);
+        let urls = sender_urls(headers);
+        remember(&self.peer_urls, (owned_header(value), urls.clone()));
+        urls
+    }
+}
+
+/// Adds `entry` to a memo, emptying it first when it is full.
+fn remember<T>(memo: &RefCell<Vec<T>>, entry: T) {
+    let mut memo = memo.borrow_mut();
+    if memo.len() >= HEADER_MEMO_SIZE {
+        memo.clear();
+    }
+    memo.push(entry);
+}
+
+/// A copy of `value` that does not keep the request's buffer alive.
+fn owned_header(value: &HeaderValue) -> HeaderValue {
+    HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone())
 }
 
 /// Why a `POST /raft` was not delivered, with what to log.
 #[derive(Debug, thiserror::Error)]
-enum Rejection {
+pub(crate) enum Rejection {
     #[error("failed to check version compatibility ({0})")]
     IncompatibleVersion(String),
     #[error("request cluster ID mismatch (remote {0:?})")]
@@ -194,7 +276,7 @@ enum Rejection {
 
 impl Rejection {
     /// The status and etcd's body text for this rejection.
-    fn status_and_text(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_text(&self) -> (StatusCode, &'static str) {
         match self {
             Rejection::IncompatibleVersion(_) => {
                 (StatusCode::PRECONDITION_FAILED, ERR_INCOMPATIBLE_VERSION)
@@ -221,6 +303,7 @@ impl Receiver {
             cluster_id,
             max_message_bytes: config.max_message_bytes,
             raft: config.raft,
+            memo: HeaderMemo::default(),
         }
     }
 
@@ -228,7 +311,7 @@ impl Receiver {
     /// the raft actor's answer.
     async fn receive(&self, req: &HttpRequest, body: web::Payload) -> Result<(), Rejection> {
         let headers = req.headers();
-        check_versions(headers)?;
+        self.memo.check_versions(headers)?;
         self.check_cluster_id(headers)?;
         let declared = declared_length(headers);
         if declared.is_some_and(|len| len > self.max_message_bytes as u64) {
@@ -241,14 +324,15 @@ impl Receiver {
         let inbound = Inbound {
             message,
             from: sender_id(headers),
-            peer_urls: sender_urls(headers),
+            peer_urls: self.memo.sender_urls(headers),
+            snapshot: None,
         };
         self.deliver(inbound).await
     }
 
     /// etcd's exact string compare of `X-Etcd-Cluster-ID`
     /// (`rafthttp/http.go:545`): `"01"` or upper case do not match `"1"`.
-    fn check_cluster_id(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+    pub(crate) fn check_cluster_id(&self, headers: &HeaderMap) -> Result<(), Rejection> {
         let remote = headers
             .get(HEADER_CLUSTER_ID)
             .map_or(&b""[..], HeaderValue::as_bytes);
@@ -261,7 +345,7 @@ impl Receiver {
 
     /// Hands the message to the raft actor and maps its answer
     /// (etcd `Process`, `rafthttp/http.go:141-160`).
-    async fn deliver(&self, inbound: Inbound) -> Result<(), Rejection> {
+    pub(crate) async fn deliver(&self, inbound: Inbound) -> Result<(), Rejection> {
         match self.raft.send(inbound).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(ProcessError::RemovedMember)) => Err(Rejection::RemovedMember),
@@ -316,7 +400,7 @@ fn log_rejection(rx: &Receiver, req: &HttpRequest, rejection: &Rejection) {
 /// etcd's version check (`checkClusterCompatibilityFromHeader`,
 /// `rafthttp/http.go:501-538`), except that a malformed header is an
 /// incompatible version rather than a panic.
-fn check_versions(headers: &HeaderMap) -> Result<(), Rejection> {
+pub(crate) fn check_versions(headers: &HeaderMap) -> Result<(), Rejection> {
     let server = version_header(headers, HEADER_SERVER_VERSION)?;
     let min_cluster = version_header(headers, HEADER_MIN_CLUSTER_VERSION)?;
     check_version_compatibility(&server, &min_cluster).map_err(|_| {
@@ -371,7 +455,7 @@ async fn read_body(
 
 /// `X-Server-From` as an id (etcd `types.IDFromString`); missing gives
 /// `None`, and so does a malformed value, which is logged.
-fn sender_id(headers: &HeaderMap) -> Option<Id> {
+pub(crate) fn sender_id(headers: &HeaderMap) -> Option<Id> {
     let value = headers.get(HEADER_SERVER_FROM)?;
     let parsed = value.to_str().ok().and_then(|s| s.parse().ok());
     if parsed.is_none() {
@@ -383,7 +467,7 @@ fn sender_id(headers: &HeaderMap) -> Option<Id> {
 /// `X-PeerURLs` split on `,` and validated as etcd's `types.NewURLs`
 /// would, all or nothing: one malformed URL drops the whole header (logged)
 /// where etcd would panic.
-fn sender_urls(headers: &HeaderMap) -> Vec<String> {
+pub(crate) fn sender_urls(headers: &HeaderMap) -> Vec<String> {
     let Some(value) = headers.get(HEADER_PEER_URLS) else {
         return Vec::new();
     };
@@ -434,7 +518,7 @@ async fn serve_not_found() -> HttpResponse {
 }
 
 /// etcd's wrong-method answer: `Allow: <method>` and 405.
-fn method_not_allowed(allowed: &'static str) -> HttpResponse {
+pub(crate) fn method_not_allowed(allowed: &'static str) -> HttpResponse {
     let mut response = go_http_error(StatusCode::METHOD_NOT_ALLOWED, ERR_METHOD_NOT_ALLOWED);
     response
         .headers_mut()
@@ -444,7 +528,7 @@ fn method_not_allowed(allowed: &'static str) -> HttpResponse {
 
 /// Go's `http.Error(w, text, status)`: plain text, `nosniff`, and the text
 /// with a newline. etcd's sender compares the text without the newline.
-fn go_http_error(status: StatusCode, text: &str) -> HttpResponse {
+pub(crate) fn go_http_error(status: StatusCode, text: &str) -> HttpResponse {
     go_style(
         HttpResponse::build(status)
             .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
@@ -456,7 +540,7 @@ fn go_http_error(status: StatusCode, text: &str) -> HttpResponse {
 /// Writes header names as Go does (`X-Etcd-Cluster-Id`, `Content-Type`),
 /// so our raw answers read like etcd's. Names are case-insensitive either
 /// way.
-fn go_style(mut response: HttpResponse) -> HttpResponse {
+pub(crate) fn go_style(mut response: HttpResponse) -> HttpResponse {
     response.head_mut().set_camel_case_headers(true);
     response
 }
