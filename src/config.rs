@@ -36,15 +36,22 @@ pub const RESPONSE_TIMEOUT_PER_MIB: Duration = Duration::from_secs(1);
 pub const SNAPSHOT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where the pipeline's [`SenderActor`](crate::sender::SenderActor)s run.
+///
+/// The default is [`SenderPlacement::Current`]: measured with
+/// `examples/bench`, every message otherwise hops threads twice (to the
+/// sender and back), which cost about two thirds of the sender's CPU per
+/// small message (BENCHMARKS.md). Spread a node with many busy peers over
+/// threads with [`SenderPlacement::SharedPool`], or start each pipeline on
+/// an arbiter of its own.
 #[derive(Clone, Default)]
 pub enum SenderPlacement {
     /// A small pool of arbiters shared by every pipeline of the running
     /// actix `System` (one per CPU, at most [`CONN_PER_PIPELINE`]). A node
     /// with dozens of peers does not get a thread per sender per peer.
-    #[default]
     SharedPool,
     /// On the arbiter the pipeline runs on: no thread hops at all, at the
     /// cost of sharing that thread with the pipeline.
+    #[default]
     Current,
     /// On these arbiters, sender `i` on `arbiters[i % len]`.
     Arbiters(Vec<ArbiterHandle>),
@@ -95,7 +102,7 @@ pub struct PipelineConfig {
     /// How long a streamed snapshot may stall
     /// (default [`SNAPSHOT_STALL_TIMEOUT`]).
     pub snapshot_stall_timeout: Duration,
-    /// Where the senders run (default [`SenderPlacement::SharedPool`]).
+    /// Where the senders run (default [`SenderPlacement::Current`]).
     pub placement: SenderPlacement,
 }
 
@@ -117,7 +124,7 @@ impl PipelineConfig {
             response_timeout: RESPONSE_TIMEOUT,
             response_timeout_per_mib: RESPONSE_TIMEOUT_PER_MIB,
             snapshot_stall_timeout: SNAPSHOT_STALL_TIMEOUT,
-            placement: SenderPlacement::SharedPool,
+            placement: SenderPlacement::Current,
         }
     }
 

@@ -143,6 +143,7 @@
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+pub mod body;
 pub mod config;
 pub mod dispatch;
 pub mod error;

@@ -14,8 +14,8 @@ use actix::prelude::*;
 use awc::http::Uri;
 use bytes::Bytes;
 use futures::channel::oneshot;
-use prost::Message as _;
 
+use crate::body::Body;
 use crate::config::{PipelineConfig, SenderPlacement};
 use crate::dispatch::{Dispatch, Lane};
 use crate::error::Error;
@@ -95,7 +95,7 @@ impl std::fmt::Debug for Recipients {
 /// What travels: an encoded message, or a framed snapshot with its
 /// database stream (taken when a sender picks it up).
 enum Payload {
-    Message(Bytes),
+    Message(Body),
     Snapshot {
         head: Bytes,
         body: Option<SnapshotBody>,
@@ -114,10 +114,7 @@ struct Outgoing {
 
 impl Outgoing {
     fn new(message: &RaftMessage) -> Self {
-        Outgoing::with_payload(
-            message,
-            Payload::Message(Bytes::from(message.encode_to_vec())),
-        )
+        Outgoing::with_payload(message, Payload::Message(Body::encode(message)))
     }
 
     fn snapshot(message: &RaftMessage, body: SnapshotBody, size: u64) -> Self {

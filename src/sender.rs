@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::{future, StreamExt};
 
+use crate::body::Body;
 use crate::error::Error;
 use crate::snapshot::{ExactBody, SnapshotBody};
 use crate::wire::{check_post_response, RequestHeaders};
@@ -35,7 +36,7 @@ pub struct Post {
     /// The peer URL with etcd's path (`/raft`).
     pub uri: Uri,
     /// The encoded message, shared, not copied.
-    pub body: Bytes,
+    pub body: Body,
     /// How long the whole exchange may take.
     pub timeout: Duration,
 }
@@ -183,8 +184,7 @@ impl Handler<Post> for SenderActor {
         let dial_timeout = self.settings.dial_timeout;
         let timeout = post.timeout;
         let exchange = async move {
-            let response = request
-                .send_body(post.body)
+            let response = send_body(request, &post.body)
                 .await
                 .map_err(|e| send_error(e, dial_timeout, timeout))?;
             read_answer(response, &post.uri).await
@@ -232,6 +232,24 @@ impl Handler<PostSnapshot> for SenderActor {
             };
         Box::pin(watched.into_actor(self))
     }
+}
+
+/// Sends a small body as it is, and a large one in slices so that the
+/// client copies no more than a slice at a time into its write buffer.
+async fn send_body(
+    request: awc::ClientRequest,
+    body: &Body,
+) -> Result<awc::ClientResponse, SendRequestError> {
+    if let Some(bytes) = body.as_single() {
+        return request.send_body(bytes.clone()).await;
+    }
+    let slices = futures::stream::iter(
+        body.slices()
+            .into_iter()
+            .map(Ok::<_, std::convert::Infallible>),
+    );
+    let sized = awc::body::SizedStream::new(body.len() as u64, slices);
+    request.send_body(sized).await
 }
 
 /// Resolves with [`Error::Stalled`] once `progress` is `stall` old.

@@ -456,10 +456,11 @@ async fn silent_peer_times_out_and_is_reported() {
 }
 
 #[actix_rt::test]
-async fn senders_on_the_current_arbiter_work_too() {
+async fn senders_on_the_shared_pool_work_too() {
     let peer = FakePeer::start(Behaviour::Status(204, ""));
     let rec = Recording::start();
-    let cfg = config(vec![peer.url.clone()]).placement(rafthttp_pipeline::SenderPlacement::Current);
+    let cfg =
+        config(vec![peer.url.clone()]).placement(rafthttp_pipeline::SenderPlacement::SharedPool);
     let p = start(cfg, &rec);
     for i in 0..10 {
         send(&p, MessageType::MsgApp, i).await.unwrap();
