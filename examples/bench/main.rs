@@ -1,0 +1,125 @@
+//! Benchmarks the pipeline with the workloads of etcd's own Go harness
+//! (`../shared/bench/etcd-go-baseline`, `cmd/pipebench`), with the same
+//! definitions and the same `RESULT {json}` field names, so the two can be
+//! compared side by side (`bench/compare.sh`).
+//!
+//! The sender, node A with a [`PipelineActor`] to B, runs in this process.
+//! The receiver, node B with our actix-web receiver and a counting raft
+//! actor, is this same binary started as a child with `--role receiver`;
+//! each side's CPU time and peak RSS are measured on its own.
+//!
+//! ```text
+//! cargo run --release --example bench -- --workload w1 --mode retry --n 200000
+//! cargo run --release --example bench -- --workload w2 --snap-size 67108864 --snap-count 4 --serial
+//! cargo run --release --example bench -- --workload w3 --n 1000 --warmup 200
+//! cargo run --release --example bench -- --floor --n 200000
+//! ```
+//!
+//! Each run checks itself (delivered plus dropped is what was sent, B
+//! counted what A's pipeline delivered, no POST failed, every message is
+//! accounted for after `Stop`) and exits non-zero when a check fails.
+
+mod args;
+mod child;
+mod floor;
+mod messages;
+mod node;
+mod probe;
+mod receiver;
+mod report;
+mod w1;
+mod w2;
+mod w3;
+
+use actix::Addr;
+use rafthttp_pipeline::{PipelineActor, Stop};
+
+use crate::args::{Args, Role, Workload};
+use crate::child::ReceiverChild;
+use crate::node::NodeA;
+use crate::report::Outcome;
+
+/// Everything a workload drives: the flags, B, A, and A's pipeline to B.
+pub struct Bench {
+    args: Args,
+    child: ReceiverChild,
+    node: NodeA,
+    pipeline: Addr<PipelineActor>,
+}
+
+impl Bench {
+    /// Stops the pipeline and checks that every message is accounted for
+    /// and that B counted exactly what A delivered.
+    async fn check_pipeline(&mut self, out: &mut Outcome) -> Result<(), String> {
+        let stats = self.pipeline.send(Stop).await;
+        let stats = stats.map_err(|e| format!("the pipeline is gone: {e}"))?;
+        let rx = self.child.stats().await?;
+        out.check(stats.accepted == stats.delivered + stats.reported(), || {
+            format!("pipeline accounting: {stats:?}")
+        });
+        out.check(stats.failed == 0, || {
+            format!("{} POSTs failed", stats.failed)
+        });
+        out.check(stats.delivered == rx.processed, || {
+            format!(
+                "A delivered {} but B processed {}",
+                stats.delivered, rx.processed
+            )
+        });
+        Ok(())
+    }
+}
+
+fn main() {
+    let args = Args::parse(std::env::args().skip(1)).unwrap_or_else(|e| {
+        eprintln!("bench: {e}");
+        std::process::exit(2)
+    });
+    let passed = match args.role {
+        Role::Receiver => receiver::run(&args).map(|()| true),
+        Role::Sender => actix::System::new().block_on(drive(args)),
+    };
+    match passed {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            eprintln!("bench: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Runs the sender's side and prints the `RESULT` line; `Ok(false)` when
+/// a self-check failed.
+async fn drive(args: Args) -> Result<bool, String> {
+    let outcome = match args.floor {
+        true => floor::run(&args).await?,
+        false => with_actors(args).await?,
+    };
+    Ok(outcome.print())
+}
+
+async fn with_actors(args: Args) -> Result<Outcome, String> {
+    let node = NodeA::start().map_err(|e| format!("starting node A: {e}"))?;
+    let mut flags = args.receiver_flags();
+    if args.workload == Workload::W3 {
+        flags.extend(["--echo-to".to_owned(), node.url.clone()]);
+    }
+    let child = ReceiverChild::start(&flags)?;
+    let pipeline = node
+        .pipeline_to(child.port, args.placement)
+        .map_err(|e| e.to_string())?;
+    let mut bench = Bench {
+        args,
+        child,
+        node,
+        pipeline,
+    };
+    let mut out = match bench.args.workload {
+        Workload::W1 => w1::run(&mut bench).await?,
+        Workload::W2 => w2::run(&mut bench).await?,
+        Workload::W3 => w3::run(&mut bench).await?,
+    };
+    bench.check_pipeline(&mut out).await?;
+    Ok(out)
+}

@@ -1,0 +1,136 @@
+//! Node A, the sender: a stand-in raft actor that passes the pipeline's
+//! callbacks and W3's echoes on to the driver, A's own receiver (so that
+//! A sends `X-PeerURLs` and B can answer, as in the Go harness), and the
+//! pipeline to B.
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web::{App, HttpServer};
+use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::StreamExt;
+use rafthttp_pipeline::raftpb::MessageType;
+use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::*;
+
+use crate::args::Placement;
+use crate::messages::{A, B, CLUSTER};
+use crate::probe::unix_ns;
+
+/// What A's raft actor tells the driver.
+#[derive(Debug)]
+pub enum Event {
+    /// A MsgSnap was delivered (`ReportSnapshot` with `Finish`), at this time.
+    SnapshotFinished(Instant),
+    /// A MsgSnap was not delivered.
+    SnapshotFailed,
+    /// B's MsgAppResp arrived.
+    Echo(Echo),
+}
+
+/// W3: one MsgAppResp as A processed it.
+#[derive(Debug)]
+pub struct Echo {
+    /// The index it acknowledges.
+    pub index: u64,
+    /// When A processed it.
+    pub at: Instant,
+    pub at_ns: i64,
+    /// When B processed the MsgApp (carried in `commit`).
+    pub b_processed_ns: i64,
+}
+
+struct RaftA {
+    events: UnboundedSender<Event>,
+}
+
+impl Actor for RaftA {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inbound> for RaftA {
+    type Result = Result<(), ProcessError>;
+
+    fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) -> Self::Result {
+        let (at, at_ns) = (Instant::now(), unix_ns());
+        let m = inbound.message;
+        if m.r#type == MessageType::MsgAppResp as i32 {
+            let echo = Echo {
+                index: m.index,
+                at,
+                at_ns,
+                b_processed_ns: m.commit as i64,
+            };
+            let _ = self.events.unbounded_send(Event::Echo(echo));
+        }
+        Ok(())
+    }
+}
+
+impl Handler<ReportUnreachable> for RaftA {
+    type Result = ();
+    // Drops answer the driver directly and failures show in the
+    // pipeline's stats, which the run checks.
+    fn handle(&mut self, _: ReportUnreachable, _: &mut Context<Self>) {}
+}
+
+impl Handler<ReportSnapshot> for RaftA {
+    type Result = ();
+    fn handle(&mut self, r: ReportSnapshot, _: &mut Context<Self>) {
+        let event = match r.status {
+            SnapshotStatus::Finish => Event::SnapshotFinished(Instant::now()),
+            SnapshotStatus::Failure => Event::SnapshotFailed,
+        };
+        let _ = self.events.unbounded_send(event);
+    }
+}
+
+/// Node A: its raft stand-in, its receiver's URL and the driver's end of
+/// the events.
+pub struct NodeA {
+    raft: Addr<RaftA>,
+    pub url: String,
+    events: UnboundedReceiver<Event>,
+}
+
+impl NodeA {
+    /// Starts A's raft actor here and A's receiver on one HTTP worker.
+    pub fn start() -> std::io::Result<Self> {
+        let (tx, events) = unbounded();
+        let raft = RaftA { events: tx }.start();
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let config = ReceiverConfig::new(A, CLUSTER, raft.clone().recipient());
+        let server =
+            HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)?
+                .run();
+        actix_web::rt::spawn(server);
+        Ok(NodeA { raft, url, events })
+    }
+
+    /// A's pipeline to B on `port`, with the library's defaults unless
+    /// `--placement` says where its senders run.
+    pub fn pipeline_to(
+        &self,
+        port: u16,
+        placement: Option<Placement>,
+    ) -> Result<Addr<PipelineActor>, Error> {
+        let peer = format!("http://127.0.0.1:{port}");
+        let config =
+            PipelineConfig::new(A, B, CLUSTER, vec![peer]).local_urls(vec![self.url.clone()]);
+        let config = Placement::apply(placement, config);
+        PipelineActor::start(config, Recipients::from_addr(&self.raft))
+    }
+
+    /// The next event, or `None` after `timeout`.
+    pub async fn next_event(&mut self, timeout: std::time::Duration) -> Option<Event> {
+        actix_web::rt::time::timeout(timeout, self.events.next())
+            .await
+            .ok()
+            .flatten()
+    }
+}
