@@ -121,6 +121,8 @@ pub struct EtcdConfig {
     /// `--heartbeat-interval` and `--election-timeout` in ms; etcd's
     /// defaults (100, 1000) when `None`.
     pub timers_ms: Option<(u64, u64)>,
+    /// More flags, e.g. `--snapshot-count 100`, after the others.
+    pub extra_args: Vec<String>,
 }
 
 impl EtcdConfig {
@@ -134,6 +136,7 @@ impl EtcdConfig {
             client_port: free_port(),
             others: Vec::new(),
             timers_ms: None,
+            extra_args: Vec::new(),
         }
     }
 
@@ -147,6 +150,18 @@ impl EtcdConfig {
     /// leadership transfers take tenths of a second.
     pub fn fast_timers(mut self) -> EtcdConfig {
         self.timers_ms = Some((10, 100));
+        self
+    }
+
+    /// `--heartbeat-interval` and `--election-timeout`, in ms.
+    pub fn timers(mut self, heartbeat_ms: u64, election_ms: u64) -> EtcdConfig {
+        self.timers_ms = Some((heartbeat_ms, election_ms));
+        self
+    }
+
+    /// Adds a flag and its value, e.g. `.arg("--snapshot-count", "100")`.
+    pub fn arg(mut self, flag: &str, value: &str) -> EtcdConfig {
+        self.extra_args.extend([flag.to_owned(), value.to_owned()]);
         self
     }
 
@@ -200,6 +215,7 @@ impl EtcdConfig {
                 election.to_string(),
             ]);
         }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 }
@@ -386,7 +402,7 @@ pub fn start_with_retry(mut make_config: impl FnMut() -> EtcdConfig) -> Etcd {
 
 /// Removes every `ETCD_*` and `ETCDCTL_*` variable from `cmd`'s
 /// environment: etcd reads each `ETCD_*` as a flag.
-fn clear_etcd_env(cmd: &mut Command) {
+pub fn clear_etcd_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("ETCD") {
             cmd.env_remove(key);
@@ -396,7 +412,7 @@ fn clear_etcd_env(cmd: &mut Command) {
 
 /// Asks the kernel to SIGKILL the child when the thread that spawned it
 /// dies, so a test runner killed mid-test leaves no etcd behind.
-fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     // SAFETY: prctl is async-signal-safe and touches only the child's own
     // process attributes between fork and exec.
     unsafe {
