@@ -6,7 +6,7 @@
 //!   `MsgSnap`); `X-Server-Version: 2.3.0` gets `incompatible version`.
 //! - b. etcd posts to our receiver: the messages decode, with the right
 //!   types and ids, and etcd's headers carry the ids we derive.
-//! - c. etcd plus `examples/etcd_peer.rs` (run in-process) form a cluster:
+//! - c. etcd plus `examples/etcd_peer/` (run in-process) form a cluster:
 //!   etcd elects itself, commits `etcdctl put`, serves a linearizable `get`,
 //!   takes 100 more puts, and on SIGTERM hands leadership over and stops in
 //!   under 2 s. Without the stand-in's `MsgAppResp`, `put` fails.
@@ -18,9 +18,23 @@
 #[path = "support/etcd.rs"]
 mod etcd;
 
+/// The modules of `examples/etcd_peer/` that [`etcd_peer::server::start_on`]
+/// needs, without `main.rs`: the example's unit tests run in
+/// `tests/etcd_snapshot.rs`, which includes all of it.
 #[allow(dead_code)]
-#[path = "../examples/etcd_peer.rs"]
-mod etcd_peer;
+#[path = "../examples/etcd_peer"]
+mod etcd_peer {
+    mod actor;
+    mod events;
+    pub mod flags;
+    mod log_terms;
+    mod members;
+    pub mod server;
+    mod sinks;
+    mod snapshot_requests;
+    mod standin;
+    pub mod stats;
+}
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,7 +55,8 @@ use rafthttp_pipeline::{
 use tokio::sync::mpsc;
 
 use etcd::{etcd_available, http_get, loopback_url, start_with_retry, Etcd, EtcdConfig};
-use etcd_peer::{Counts, Flags};
+use etcd_peer::flags::Flags;
+use etcd_peer::stats::Counts;
 
 /// Our member id in test a, where we are not a member of etcd's cluster.
 const OUTSIDER: Id = Id(0x1234);
@@ -397,7 +412,7 @@ fn b_etcd_posts_to_our_receiver() {
 // ---------------------------------------------------------------------------
 // c. The cluster: etcd plus the stand-in
 
-/// The stand-in of `examples/etcd_peer.rs`, running in its own thread and
+/// The stand-in of `examples/etcd_peer/`, running in its own thread and
 /// actix `System`.
 struct StandIn {
     /// The cluster as the example derived it from its flags.
@@ -417,7 +432,7 @@ impl StandIn {
             let (cluster, me) = (cluster.clone(), me.clone());
             move || {
                 actix_rt::System::new().block_on(async move {
-                    let running = etcd_peer::start_on(&flags, cluster, me, vec![listener])
+                    let running = etcd_peer::server::start_on(&flags, cluster, me, vec![listener])
                         .expect("start the stand-in");
                     ready_tx.send(running.counts.clone()).unwrap();
                     let _ = stopped.await;

@@ -2,7 +2,7 @@
 //! (issue 5).
 //!
 //! One etcd, started with `--snapshot-count 100`, and two members from
-//! `examples/etcd_peer.rs`: A acknowledges etcd's appends, so etcd and A
+//! `examples/etcd_peer/`: A acknowledges etcd's appends, so etcd and A
 //! form a quorum; B is held down (its port bound, connections refused).
 //! `etcdctl check datascale` writes 10 000 keys, one raft entry each, and
 //! etcd compacts its log far past B, keeping 5 000 entries after each
@@ -29,8 +29,10 @@
 #[path = "support/etcd.rs"]
 mod etcd;
 
+/// All of `examples/etcd_peer/`, with its unit tests, which run here (and
+/// not in `tests/etcd_interop.rs`).
 #[allow(dead_code)]
-#[path = "../examples/etcd_peer.rs"]
+#[path = "../examples/etcd_peer/main.rs"]
 mod etcd_peer;
 
 use std::fs::{self, File};
