@@ -89,9 +89,16 @@ etcd() {
   local name=$1 rep=$2 gocase=$3 dir="$OUT/etcd/$1/$2"
   mkdir -p "$dir"
   echo "[$(date +%T)] etcd $name rep=$rep: run.sh '^$gocase\$'" >&2
-  WORK_DIR=$GO_WORK OUT=$dir REPS=1 QUIET_PCT=$QUIET_PCT QUIET_WAIT=$QUIET_WAIT NOISY=$NOISY \
-    ATTEMPTS=$ATTEMPTS bash "$BASELINE/run.sh" "^$gocase\$" >"$dir/run.log" 2>&1 ||
-    echo "  -> run.sh failed (see $dir/run.log)" >&2
+  # run.sh's `dpkg -L ... | grep -m1` can die of SIGPIPE under pipefail
+  # (exit 141) before it runs anything: try again, up to 3 times.
+  local rc
+  for _ in 1 2 3; do
+    rc=0
+    WORK_DIR=$GO_WORK OUT=$dir REPS=1 QUIET_PCT=$QUIET_PCT QUIET_WAIT=$QUIET_WAIT NOISY=$NOISY \
+      ATTEMPTS=$ATTEMPTS bash "$BASELINE/run.sh" "^$gocase\$" >"$dir/run.log" 2>&1 || rc=$?
+    ((rc == 141)) || break
+  done
+  ((rc == 0)) || echo "  -> run.sh failed with exit $rc (see $dir/run.log)" >&2
   [[ -s $dir/accepted.jsonl ]] &&
     jq -c --arg c "$name" --argjson r "$rep" '. + {case: $c, rep: $r}' "$dir/accepted.jsonl" >>"$OUT/etcd.jsonl"
   return 0
