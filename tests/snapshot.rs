@@ -462,6 +462,28 @@ fn unreachable_reason(events: &[Event]) -> Option<Error> {
     })
 }
 
+/// The sender failed the snapshot for `reason`, and the receiver kept
+/// nothing: no file, no delivery. Stops both ends.
+async fn failed_cleanly(
+    rec: &Recording,
+    p: &Addr<PipelineActor>,
+    sink: &Observed,
+    dir: &TempDir,
+    member: Member,
+    reason: Error,
+) {
+    let events = rec.wait_until("snapshot failure", failures).await;
+    assert_eq!(unreachable_reason(&events), Some(reason));
+    let stats = wait_stats(p, "failed", |s| s.failed == 1).await;
+    assert_eq!((stats.delivered, stats.cancelled), (0, 0));
+    sink.wait("the partial database discarded", |c| c.discarded == 1)
+        .await;
+    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
+    assert!(member.got().is_empty());
+    p.send(Stop).await.unwrap();
+    member.stop().await;
+}
+
 // ---------------------------------------------------------------- raw HTTP
 
 /// An answer read off a raw socket.
@@ -696,16 +718,7 @@ async fn a_short_body_fails_on_the_sender_and_leaves_no_file() {
 
     send(&p, snap(1), gated(first, gate, Vec::new()), 1024 * 1024).await;
 
-    let events = rec.wait_until("snapshot failure", failures).await;
-    assert_eq!(unreachable_reason(&events), Some(Error::ShortRead));
-    let stats = wait_stats(&p, "failed", |s| s.failed == 1).await;
-    assert_eq!((stats.delivered, stats.cancelled), (0, 0));
-    sink.wait("the partial database discarded", |c| c.discarded == 1)
-        .await;
-    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
-    assert!(member.got().is_empty());
-    p.send(Stop).await.unwrap();
-    member.stop().await;
+    failed_cleanly(&rec, &p, &sink, &dir, member, Error::ShortRead).await;
 }
 
 #[actix_rt::test]
@@ -728,16 +741,7 @@ async fn a_long_body_fails_on_the_sender_and_leaves_no_file() {
     )
     .await;
 
-    let events = rec.wait_until("snapshot failure", failures).await;
-    assert_eq!(unreachable_reason(&events), Some(Error::ExpectEof));
-    let stats = wait_stats(&p, "failed", |s| s.failed == 1).await;
-    assert_eq!((stats.delivered, stats.cancelled), (0, 0));
-    sink.wait("the partial database discarded", |c| c.discarded == 1)
-        .await;
-    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
-    assert!(member.got().is_empty());
-    p.send(Stop).await.unwrap();
-    member.stop().await;
+    failed_cleanly(&rec, &p, &sink, &dir, member, Error::ExpectEof).await;
 }
 
 #[actix_rt::test]
