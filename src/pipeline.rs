@@ -239,8 +239,7 @@ impl PipelineActor {
     fn pump(&mut self, ctx: &mut Context<Self>) {
         while let Some(sender) = self.dispatch.assign() {
             let target = (self.generation, self.picker.picked_index());
-            let uris = self.uris[target.1].clone();
-            let stall_timeout = self.config.snapshot_stall_timeout;
+            let uris = &self.uris[target.1];
             let Some(item) = self.dispatch.slot_mut(sender) else {
                 continue;
             };
@@ -250,20 +249,21 @@ impl PipelineActor {
             match &mut item.payload {
                 Payload::Message(body) => {
                     let post = Post {
-                        uri: uris.raft,
+                        uri: uris.raft.clone(),
                         body: body.clone(),
                         timeout,
                     };
                     self.spawn_post(sender, post, ctx);
                 }
                 Payload::Snapshot { head, body, size } => {
+                    // Taken once: a slot's message is dispatched once.
                     let Some(body) = body.take() else { continue };
                     let post = PostSnapshot {
-                        uri: uris.snapshot,
+                        uri: uris.snapshot.clone(),
                         head: head.clone(),
                         body,
                         size: *size,
-                        stall_timeout,
+                        stall_timeout: self.config.snapshot_stall_timeout,
                     };
                     self.spawn_post(sender, post, ctx);
                 }
