@@ -462,6 +462,16 @@ fn unreachable_reason(events: &[Event]) -> Option<Error> {
     })
 }
 
+/// The receiver kept nothing of a failed snapshot: the sink discarded it,
+/// no file is left, and raft got no message. Stops the member.
+async fn nothing_kept(sink: &Observed, dir: &TempDir, member: Member) {
+    sink.wait("the partial database discarded", |c| c.discarded == 1)
+        .await;
+    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
+    assert!(member.got().is_empty());
+    member.stop().await;
+}
+
 /// The sender failed the snapshot for `reason`, and the receiver kept
 /// nothing: no file, no delivery. Stops both ends.
 async fn failed_cleanly(
@@ -476,12 +486,8 @@ async fn failed_cleanly(
     assert_eq!(unreachable_reason(&events), Some(reason));
     let stats = wait_stats(p, "failed", |s| s.failed == 1).await;
     assert_eq!((stats.delivered, stats.cancelled), (0, 0));
-    sink.wait("the partial database discarded", |c| c.discarded == 1)
-        .await;
-    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
-    assert!(member.got().is_empty());
     p.send(Stop).await.unwrap();
-    member.stop().await;
+    nothing_kept(sink, dir, member).await;
 }
 
 // ---------------------------------------------------------------- raw HTTP
@@ -766,11 +772,7 @@ async fn stop_mid_transfer_cancels_reports_and_leaves_no_temp_file() {
     assert_eq!((stats.cancelled, stats.delivered, stats.failed), (1, 0, 0));
     let events = rec.wait_until("snapshot failure", failures).await;
     assert_eq!(unreachable_reason(&events), Some(Error::Stopped));
-    sink.wait("the partial database discarded", |c| c.discarded == 1)
-        .await;
-    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
-    assert!(member.got().is_empty());
-    member.stop().await;
+    nothing_kept(&sink, &dir, member).await;
 }
 
 #[actix_rt::test]
@@ -811,11 +813,7 @@ async fn a_failing_sink_answers_500_failed_to_save_and_leaves_no_temp_file() {
 
     raw.assert_go_error(500, "failed to save KV snapshot (disk full)");
     assert_eq!(raw.header("x-etcd-cluster-id"), Some("abc"));
-    sink.wait("the partial database discarded", |c| c.discarded == 1)
-        .await;
-    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
-    assert!(member.got().is_empty());
-    member.stop().await;
+    nothing_kept(&sink, &dir, member).await;
 }
 
 #[actix_rt::test]
@@ -850,11 +848,7 @@ async fn a_cut_connection_leaves_no_temp_file() {
     assert_eq!(dir.temp_files().len(), 1);
     drop(stream);
 
-    sink.wait("the partial database discarded", |c| c.discarded == 1)
-        .await;
-    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
-    assert!(member.got().is_empty());
-    member.stop().await;
+    nothing_kept(&sink, &dir, member).await;
 }
 
 #[actix_rt::test]
@@ -1000,9 +994,5 @@ async fn a_database_cut_short_answers_500_unexpected_eof_and_leaves_no_temp_file
 
     let raw = read_answer(&mut stream).await;
     raw.assert_go_error(500, "failed to save KV snapshot (unexpected EOF)");
-    sink.wait("the partial database discarded", |c| c.discarded == 1)
-        .await;
-    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
-    assert!(member.got().is_empty());
-    member.stop().await;
+    nothing_kept(&sink, &dir, member).await;
 }
