@@ -56,11 +56,12 @@ impl Body {
         self.len() == 0
     }
 
-    /// The whole body when it is one small buffer: send it as it is.
-    pub fn as_single(&self) -> Option<&Bytes> {
+    /// The whole body when it is one small buffer, to send as it is;
+    /// otherwise the body back, to send in [`slices`](Self::slices).
+    pub fn into_single(self) -> Result<Bytes, Self> {
         match self {
-            Body::Whole(bytes) if bytes.len() <= SEND_SLICE => Some(bytes),
-            _ => None,
+            Body::Whole(bytes) if bytes.len() <= SEND_SLICE => Ok(bytes),
+            body => Err(body),
         }
     }
 
@@ -196,7 +197,7 @@ mod tests {
         let m = snap(10);
         let body = Body::encode(&m);
         assert_eq!(
-            body.as_single().map(|b| b.to_vec()),
+            body.into_single().map(|b| b.to_vec()).ok(),
             Some(m.encode_to_vec())
         );
     }
@@ -205,7 +206,7 @@ mod tests {
     fn slices_share_the_data_and_are_bounded() {
         let m = snap(3 * SEND_SLICE + 17);
         let body = Body::encode(&m);
-        assert!(body.as_single().is_none());
+        let body = body.into_single().expect_err("a large body is sliced");
         let slices = body.slices();
         assert!(slices.iter().all(|s| s.len() <= SEND_SLICE));
         let data = m.snapshot.data.as_ref().unwrap();

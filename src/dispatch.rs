@@ -42,9 +42,15 @@ impl<T: Lane> Dispatch<T> {
         }
     }
 
+    /// Whether the queue is full, so that [`offer`](Self::offer) would
+    /// hand the next message back.
+    pub fn is_full(&self) -> bool {
+        self.queue.len() >= self.buffer
+    }
+
     /// Queues `item`, or hands it back when the queue is full.
     pub fn offer(&mut self, item: T) -> Result<(), T> {
-        if self.queue.len() >= self.buffer {
+        if self.is_full() {
             return Err(item);
         }
         self.queue.push_back(item);

@@ -93,9 +93,10 @@ impl std::fmt::Debug for Recipients {
 }
 
 /// What travels: an encoded message, or a framed snapshot with its
-/// database stream (taken when a sender picks it up).
+/// database stream. Either is taken when a sender picks it up, so the
+/// body moves to the sender rather than being shared with it.
 enum Payload {
-    Message(Body),
+    Message(Option<Body>),
     Snapshot {
         head: Bytes,
         body: Option<SnapshotBody>,
@@ -107,6 +108,9 @@ enum Payload {
 struct Outgoing {
     to: Id,
     message_type: i32,
+    /// Bytes on the wire (etcd's `sentBytes`: `m.Size()`, or `TotalSize`
+    /// for a streamed snapshot).
+    wire_len: u64,
     payload: Payload,
     started: Option<Instant>,
     target: (u64, usize),
@@ -114,7 +118,12 @@ struct Outgoing {
 
 impl Outgoing {
     fn new(message: &RaftMessage) -> Self {
-        Outgoing::with_payload(message, Payload::Message(Body::encode(message)))
+        Outgoing::with_payload(message, Payload::Message(Some(Body::encode(message))))
+    }
+
+    /// A message that will be refused: not worth encoding.
+    fn refused(message: &RaftMessage) -> Self {
+        Outgoing::with_payload(message, Payload::Message(None))
     }
 
     fn snapshot(message: &RaftMessage, body: SnapshotBody, size: u64) -> Self {
@@ -127,9 +136,14 @@ impl Outgoing {
     }
 
     fn with_payload(message: &RaftMessage, payload: Payload) -> Self {
+        let wire_len = match &payload {
+            Payload::Message(body) => body.as_ref().map_or(0, Body::len) as u64,
+            Payload::Snapshot { head, size, .. } => head.len() as u64 + size,
+        };
         Outgoing {
             to: Id(message.to),
             message_type: message.r#type,
+            wire_len,
             payload,
             started: None,
             target: (0, 0),
@@ -138,15 +152,6 @@ impl Outgoing {
 
     fn is_append(&self) -> bool {
         self.message_type == MessageType::MsgApp as i32
-    }
-
-    /// Bytes on the wire (etcd's `sentBytes`: `m.Size()`, or `TotalSize`
-    /// for a streamed snapshot).
-    fn wire_len(&self) -> u64 {
-        match &self.payload {
-            Payload::Message(body) => body.len() as u64,
-            Payload::Snapshot { head, size, .. } => head.len() as u64 + size,
-        }
     }
 
     /// Where a failure counts in the peer status (etcd's `failureType`).
@@ -245,12 +250,14 @@ impl PipelineActor {
             };
             item.started = Some(Instant::now());
             item.target = target;
-            let timeout = self.config.response_timeout_for(item.wire_len() as usize);
+            let timeout = self.config.response_timeout_for(item.wire_len as usize);
             match &mut item.payload {
                 Payload::Message(body) => {
+                    // Taken once: a slot's message is dispatched once.
+                    let Some(body) = body.take() else { continue };
                     let post = Post {
                         uri: uris.raft.clone(),
-                        body: body.clone(),
+                        body,
                         timeout,
                     };
                     self.spawn_post(sender, post, ctx);
@@ -302,7 +309,7 @@ impl PipelineActor {
 
     fn on_delivered(&mut self, item: Outgoing) {
         self.stats.delivered += 1;
-        self.stats.sent_bytes += item.wire_len();
+        self.stats.sent_bytes += item.wire_len;
         if let Some(change) = self.status.activate() {
             self.notify_status(change);
         }
@@ -490,7 +497,12 @@ impl Handler<Envelope> for PipelineActor {
     type Result = Result<(), Dropped>;
 
     fn handle(&mut self, Envelope(message): Envelope, ctx: &mut Context<Self>) -> Self::Result {
-        self.accept(Outgoing::new(&message), ctx)
+        // Under overload most offers are refused: spare them the encoding.
+        let item = match self.stopping || self.dispatch.is_full() {
+            true => Outgoing::refused(&message),
+            false => Outgoing::new(&message),
+        };
+        self.accept(item, ctx)
     }
 }
 

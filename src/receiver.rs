@@ -48,10 +48,7 @@ use crate::snapshot_receiver::{self, SnapshotConfig, SnapshotReceiver};
 use crate::version::{
     check_version_compatibility, parse_version_header, Version, CLUSTER_VERSION, SERVER_VERSION,
 };
-use crate::wire::{
-    HEADER_CLUSTER_ID, HEADER_MIN_CLUSTER_VERSION, HEADER_PEER_URLS, HEADER_SERVER_FROM,
-    HEADER_SERVER_VERSION, PROBING_PREFIX, RAFT_PREFIX, RAFT_SNAPSHOT_PREFIX, RAFT_STREAM_PREFIX,
-};
+use crate::wire::{name, PROBING_PREFIX, RAFT_PREFIX, RAFT_SNAPSHOT_PREFIX, RAFT_STREAM_PREFIX};
 
 /// The largest raft message body accepted: 512 MiB (etcd `readBytesLimit`,
 /// `rafthttp/msg_codec.go:46`). etcd's pipeline handler has no total cap at
@@ -213,8 +210,8 @@ impl HeaderMemo {
     /// [`check_versions`], skipped for a pair of values that passed before.
     fn check_versions(&self, headers: &HeaderMap) -> Result<(), Rejection> {
         let pair = [
-            headers.get(HEADER_SERVER_VERSION),
-            headers.get(HEADER_MIN_CLUSTER_VERSION),
+            headers.get(name::SERVER_VERSION),
+            headers.get(name::MIN_CLUSTER_VERSION),
         ];
         let known = |seen: &[Option<HeaderValue>; 2]| seen.iter().map(Option::as_ref).eq(pair);
         if self.versions.borrow().iter().any(known) {
@@ -227,7 +224,7 @@ impl HeaderMemo {
 
     /// [`sender_urls`], parsed once per distinct value.
     fn sender_urls(&self, headers: &HeaderMap) -> Vec<String> {
-        let Some(value) = headers.get(HEADER_PEER_URLS) else {
+        let Some(value) = headers.get(name::PEER_URLS) else {
             return Vec::new();
         };
         let memo = self.peer_urls.borrow();
@@ -334,7 +331,7 @@ impl Receiver {
     /// (`rafthttp/http.go:545`): `"01"` or upper case do not match `"1"`.
     pub(crate) fn check_cluster_id(&self, headers: &HeaderMap) -> Result<(), Rejection> {
         let remote = headers
-            .get(HEADER_CLUSTER_ID)
+            .get(name::CLUSTER_ID)
             .map_or(&b""[..], HeaderValue::as_bytes);
         if remote == self.cluster_id.as_bytes() {
             return Ok(());
@@ -369,10 +366,9 @@ async fn serve_raft(rx: Rc<Receiver>, req: HttpRequest, body: web::Payload) -> H
             go_http_error(status, text)
         }
     };
-    response.headers_mut().insert(
-        HeaderName::from_static(HEADER_CLUSTER_ID),
-        rx.cluster_id_header.clone(),
-    );
+    response
+        .headers_mut()
+        .insert(name::CLUSTER_ID, rx.cluster_id_header.clone());
     response
 }
 
@@ -384,7 +380,7 @@ fn log_rejection(rx: &Receiver, req: &HttpRequest, rejection: &Rejection) {
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     let from = req
         .headers()
-        .get(HEADER_SERVER_FROM)
+        .get(name::SERVER_FROM)
         .map_or(Cow::Borrowed("unknown"), |v| {
             String::from_utf8_lossy(v.as_bytes())
         });
@@ -401,8 +397,8 @@ fn log_rejection(rx: &Receiver, req: &HttpRequest, rejection: &Rejection) {
 /// `rafthttp/http.go:501-538`), except that a malformed header is an
 /// incompatible version rather than a panic.
 pub(crate) fn check_versions(headers: &HeaderMap) -> Result<(), Rejection> {
-    let server = version_header(headers, HEADER_SERVER_VERSION)?;
-    let min_cluster = version_header(headers, HEADER_MIN_CLUSTER_VERSION)?;
+    let server = version_header(headers, &name::SERVER_VERSION)?;
+    let min_cluster = version_header(headers, &name::MIN_CLUSTER_VERSION)?;
     check_version_compatibility(&server, &min_cluster).map_err(|_| {
         Rejection::IncompatibleVersion(format!(
             "remote server {server}, remote min cluster {min_cluster}, local server {SERVER_VERSION}"
@@ -412,7 +408,7 @@ pub(crate) fn check_versions(headers: &HeaderMap) -> Result<(), Rejection> {
 
 /// One version header, missing meaning 2.0.0; a value that is not text or
 /// not a version is a [`Rejection::IncompatibleVersion`].
-fn version_header(headers: &HeaderMap, name: &str) -> Result<Version, Rejection> {
+fn version_header(headers: &HeaderMap, name: &HeaderName) -> Result<Version, Rejection> {
     let value = headers
         .get(name)
         .map(HeaderValue::to_str)
@@ -456,10 +452,10 @@ async fn read_body(
 /// `X-Server-From` as an id (etcd `types.IDFromString`); missing gives
 /// `None`, and so does a malformed value, which is logged.
 pub(crate) fn sender_id(headers: &HeaderMap) -> Option<Id> {
-    let value = headers.get(HEADER_SERVER_FROM)?;
+    let value = headers.get(name::SERVER_FROM)?;
     let parsed = value.to_str().ok().and_then(|s| s.parse().ok());
     if parsed.is_none() {
-        warn!("ignoring malformed {HEADER_SERVER_FROM} header {value:?}");
+        warn!("ignoring malformed {} header {value:?}", name::SERVER_FROM);
     }
     parsed
 }
@@ -468,7 +464,7 @@ pub(crate) fn sender_id(headers: &HeaderMap) -> Option<Id> {
 /// would, all or nothing: one malformed URL drops the whole header (logged)
 /// where etcd would panic.
 pub(crate) fn sender_urls(headers: &HeaderMap) -> Vec<String> {
-    let Some(value) = headers.get(HEADER_PEER_URLS) else {
+    let Some(value) = headers.get(name::PEER_URLS) else {
         return Vec::new();
     };
     let parsed = value.to_str().ok().and_then(|list| {
@@ -480,7 +476,7 @@ pub(crate) fn sender_urls(headers: &HeaderMap) -> Vec<String> {
             .collect::<Option<Vec<_>>>()
     });
     parsed.unwrap_or_else(|| {
-        warn!("ignoring malformed {HEADER_PEER_URLS} header {value:?}");
+        warn!("ignoring malformed {} header {value:?}", name::PEER_URLS);
         Vec::new()
     })
 }
@@ -631,14 +627,13 @@ mod tests {
     #[test]
     fn peer_urls_are_all_or_nothing() {
         let mut headers = HeaderMap::new();
-        let name = HeaderName::from_static(HEADER_PEER_URLS);
         headers.insert(
-            name.clone(),
+            name::PEER_URLS,
             HeaderValue::from_static("http://a:2380, https://b:2380/"),
         );
         assert_eq!(sender_urls(&headers), ["http://a:2380", "https://b:2380"]);
         for bad in ["http://a:2380,::", "%%%", ",", "http://a:2380,"] {
-            headers.insert(name.clone(), HeaderValue::from_static(bad));
+            headers.insert(name::PEER_URLS, HeaderValue::from_static(bad));
             assert!(sender_urls(&headers).is_empty(), "{bad}");
         }
     }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use awc::error::{ConnectError, SendRequestError};
+use awc::http::header::{HeaderValue, HOST};
 use awc::http::{StatusCode, Uri, Version};
+use awc::{FrozenClientRequest, SendClientRequest};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::{future, StreamExt};
@@ -92,6 +94,9 @@ pub struct SenderActor {
     index: usize,
     settings: SenderSettings,
     client: awc::Client,
+    /// The request head for the URI posted to last, built once and reused
+    /// for every message to it.
+    frozen: Option<FrozenClientRequest>,
     // Dropped with the actor, which tells the pipeline this sender is gone
     // for good (a restart keeps the actor, so it does not fire then).
     _gone: oneshot::Sender<()>,
@@ -116,6 +121,7 @@ impl SenderActor {
             index,
             settings,
             client,
+            frozen: None,
             _gone: gone,
         }
     }
@@ -145,6 +151,7 @@ impl Supervised for SenderActor {
             self.settings.peer
         );
         self.client = new_client(&self.settings);
+        self.frozen = None;
     }
 }
 
@@ -156,6 +163,35 @@ impl SenderActor {
         }
         request
     }
+
+    /// The request head for a message to `uri`: etcd's headers and `Host`,
+    /// built on the first message to `uri` and then only shared, so a
+    /// message costs no header map, no header inserts and no `Host`
+    /// formatting.
+    fn frozen(&mut self, uri: &Uri) -> Result<FrozenClientRequest, Error> {
+        if let Some(frozen) = self.frozen.as_ref().filter(|f| f.get_uri() == uri) {
+            return Ok(frozen.clone());
+        }
+        let mut request = self.request(uri.clone(), &self.settings.headers);
+        if let Some(host) = host_header(uri) {
+            request = request.insert_header((HOST, host));
+        }
+        let frozen = request
+            .freeze()
+            .map_err(|e| Error::Transport(e.to_string()))?;
+        Ok(self.frozen.insert(frozen).clone())
+    }
+}
+
+/// The `Host` header awc would add to each request to `uri`
+/// (`host[:port]`, the port left out when it is 80 or 443).
+fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let host = uri.host()?;
+    let value = match uri.port_u16() {
+        None | Some(80) | Some(443) => host.to_owned(),
+        Some(port) => format!("{host}:{port}"),
+    };
+    HeaderValue::from_str(&value).ok()
 }
 
 /// Reads an answer as etcd's `checkPostResponse` does: 204 is success, and
@@ -180,11 +216,13 @@ impl Handler<Post> for SenderActor {
     type Result = ResponseActFuture<Self, Result<(), Error>>;
 
     fn handle(&mut self, post: Post, _ctx: &mut Context<Self>) -> Self::Result {
-        let request = self.request(post.uri.clone(), &self.settings.headers);
         let dial_timeout = self.settings.dial_timeout;
         let timeout = post.timeout;
+        let sent = self
+            .frozen(&post.uri)
+            .map(|request| send_body(&request, post.body));
         let exchange = async move {
-            let response = send_body(request, &post.body)
+            let response = sent?
                 .await
                 .map_err(|e| send_error(e, dial_timeout, timeout))?;
             read_answer(response, &post.uri).await
@@ -236,20 +274,18 @@ impl Handler<PostSnapshot> for SenderActor {
 
 /// Sends a small body as it is, and a large one in slices so that the
 /// client copies no more than a slice at a time into its write buffer.
-async fn send_body(
-    request: awc::ClientRequest,
-    body: &Body,
-) -> Result<awc::ClientResponse, SendRequestError> {
-    if let Some(bytes) = body.as_single() {
-        return request.send_body(bytes.clone()).await;
-    }
+fn send_body(request: &FrozenClientRequest, body: Body) -> SendClientRequest {
+    let body = match body.into_single() {
+        Ok(bytes) => return request.send_body(bytes),
+        Err(body) => body,
+    };
     let slices = futures::stream::iter(
         body.slices()
             .into_iter()
             .map(Ok::<_, std::convert::Infallible>),
     );
     let sized = awc::body::SizedStream::new(body.len() as u64, slices);
-    request.send_body(sized).await
+    request.send_body(sized)
 }
 
 /// Resolves with [`Error::Stalled`] once `progress` is `stall` old.

@@ -67,7 +67,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::error::PayloadError;
-use actix_web::http::header::HeaderName;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Buf, Bytes, BytesMut};
@@ -83,7 +82,7 @@ use crate::receiver::{
     Rejection,
 };
 use crate::snapshot::{frame_len, SNAPSHOT_LIMIT_BYTES};
-use crate::wire::{HEADER_CLUSTER_ID, HEADER_SERVER_FROM};
+use crate::wire::name;
 
 /// How much of the database is buffered before the sink writes it: 1 MiB.
 pub const WRITE_BATCH_BYTES: usize = 1024 * 1024;
@@ -578,10 +577,9 @@ pub(crate) async fn serve(
             go_http_error(status, &text)
         }
     };
-    response.headers_mut().insert(
-        HeaderName::from_static(HEADER_CLUSTER_ID),
-        rx.shared.cluster_id_header.clone(),
-    );
+    response
+        .headers_mut()
+        .insert(name::CLUSTER_ID, rx.shared.cluster_id_header.clone());
     response
 }
 
@@ -591,7 +589,7 @@ fn log_rejection(rx: &SnapshotReceiver, req: &HttpRequest, rejection: &SnapshotR
         .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     let from = req
         .headers()
-        .get(HEADER_SERVER_FROM)
+        .get(name::SERVER_FROM)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
     let detail = match rejection {

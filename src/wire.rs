@@ -34,6 +34,25 @@ pub const HEADER_CLUSTER_ID: &str = "x-etcd-cluster-id";
 /// The sender's URLs, comma separated.
 pub const HEADER_PEER_URLS: &str = "x-peerurls";
 
+/// The same header names as [`HeaderName`]s, built at compile time. A
+/// lookup by `&str` parses (and, for these non-standard names, allocates)
+/// the name on every call; the receiver looks these up on every message.
+pub(crate) mod name {
+    use awc::http::header::HeaderName;
+
+    /// [`HEADER_SERVER_FROM`](super::HEADER_SERVER_FROM).
+    pub const SERVER_FROM: HeaderName = HeaderName::from_static(super::HEADER_SERVER_FROM);
+    /// [`HEADER_SERVER_VERSION`](super::HEADER_SERVER_VERSION).
+    pub const SERVER_VERSION: HeaderName = HeaderName::from_static(super::HEADER_SERVER_VERSION);
+    /// [`HEADER_MIN_CLUSTER_VERSION`](super::HEADER_MIN_CLUSTER_VERSION).
+    pub const MIN_CLUSTER_VERSION: HeaderName =
+        HeaderName::from_static(super::HEADER_MIN_CLUSTER_VERSION);
+    /// [`HEADER_CLUSTER_ID`](super::HEADER_CLUSTER_ID).
+    pub const CLUSTER_ID: HeaderName = HeaderName::from_static(super::HEADER_CLUSTER_ID);
+    /// [`HEADER_PEER_URLS`](super::HEADER_PEER_URLS).
+    pub const PEER_URLS: HeaderName = HeaderName::from_static(super::HEADER_PEER_URLS);
+}
+
 /// The headers of every pipeline request from one member, built once per
 /// pipeline and shared by its senders (etcd `createPostRequest`).
 #[derive(Debug, Clone)]

@@ -165,6 +165,43 @@ async fn pipeline_post_sends_etcds_request() {
     p.send(Stop).await.unwrap();
 }
 
+// Each sender builds its request head once per URL and reuses it: every
+// message still carries etcd's headers and the Host of the URL it goes to,
+// and a URL change takes effect with the next message.
+#[actix_rt::test]
+async fn reused_request_heads_follow_url_changes() {
+    let first = FakePeer::start(Behaviour::Status(204, ""));
+    let second = FakePeer::start(Behaviour::Status(204, ""));
+    let rec = Recording::start();
+    let p = start(config(vec![first.url.clone()]), &rec);
+    for index in 1..=6 {
+        send(&p, MessageType::MsgApp, index).await.unwrap();
+    }
+    first.wait_answered(6).await;
+    p.send(UpdateUrls(vec![second.url.clone()]))
+        .await
+        .unwrap()
+        .unwrap();
+    for index in 7..=12 {
+        send(&p, MessageType::MsgApp, index).await.unwrap();
+    }
+    second.wait_answered(6).await;
+    for (peer, indexes) in [(&first, 1..=6), (&second, 7..=12)] {
+        let requests = peer.requests();
+        let host = peer.url.trim_start_matches("http://");
+        let mut got: Vec<u64> = requests.iter().map(|r| r.message().index).collect();
+        got.sort_unstable();
+        assert_eq!(got, indexes.collect::<Vec<_>>());
+        for req in &requests {
+            assert_eq!(req.header("host"), Some(host));
+            assert_eq!(req.header("x-server-from"), Some("1"));
+            assert_eq!(req.header("x-etcd-cluster-id"), Some("abc"));
+            assert_eq!(req.header("content-type"), Some("application/protobuf"));
+        }
+    }
+    p.send(Stop).await.unwrap();
+}
+
 // etcd TestPipelinePostBad: only 204 is success.
 #[actix_rt::test]
 async fn pipeline_post_bad_statuses_fail() {
