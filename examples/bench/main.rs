@@ -100,12 +100,35 @@ async fn drive(args: Args) -> Result<bool, String> {
 }
 
 async fn with_actors(args: Args) -> Result<Outcome, String> {
-    let node = NodeA::start().map_err(|e| format!("starting node A: {e}"))?;
+    let on_worker = args.workload == Workload::W3;
+    let node = NodeA::start(on_worker)
+        .await
+        .map_err(|e| format!("starting node A: {e}"))?;
     let mut flags = args.receiver_flags();
     if args.workload == Workload::W3 {
         flags.extend(["--echo-to".to_owned(), node.url.clone()]);
     }
     let child = ReceiverChild::start(&flags)?;
+    if !on_worker {
+        return run_node(args, node, child).await;
+    }
+    let worker = node.worker.clone();
+    let (done_tx, done) = futures::channel::oneshot::channel();
+    let run = move || {
+        actix_web::rt::spawn(async move {
+            let _ = done_tx.send(run_node(args, node, child).await);
+        });
+    };
+    if !worker.spawn_fn(run) {
+        return Err("A's HTTP worker is gone".to_owned());
+    }
+    done.await
+        .map_err(|_| "the run on A's HTTP worker ended early".to_owned())?
+}
+
+/// Runs the workload where A's raft actor is (see `node.rs`): starts A's
+/// pipeline to B there, drives it and checks it.
+async fn run_node(args: Args, node: NodeA, child: ReceiverChild) -> Result<Outcome, String> {
     let pipeline = node
         .pipeline_to(child.port, args.placement)
         .map_err(|e| e.to_string())?;

@@ -2,11 +2,20 @@
 //! callbacks and W3's echoes on to the driver, A's own receiver (so that
 //! A sends `X-PeerURLs` and B can answer, as in the Go harness), and the
 //! pipeline to B.
+//!
+//! Under W3, A's raft actor runs on the thread of A's single HTTP worker,
+//! and so do the driver and the pipeline (see `main.rs`), as B's run on
+//! B's: an echo that reaches A's receiver is processed and seen by the
+//! driver without waking another thread. This is a deployment choice a
+//! raft node on one thread makes; the library works with its actors on any
+//! arbiter. W1 and W2 keep them on the main thread, where W1 measured
+//! faster.
 
 use std::net::TcpListener;
 use std::time::Instant;
 
 use actix::prelude::*;
+
 use actix_web::{App, HttpServer};
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
@@ -86,30 +95,48 @@ impl Handler<ReportSnapshot> for RaftA {
     }
 }
 
-/// Node A: its raft stand-in, its receiver's URL and the driver's end of
-/// the events.
+/// Node A: its raft stand-in, its receiver's URL and HTTP worker, and the
+/// driver's end of the events.
 pub struct NodeA {
     raft: Addr<RaftA>,
     pub url: String,
+    /// The arbiter of A's HTTP worker, where A's raft actor runs.
+    pub worker: ArbiterHandle,
     events: UnboundedReceiver<Event>,
 }
 
 impl NodeA {
-    /// Starts A's raft actor here and A's receiver on one HTTP worker.
-    pub fn start() -> std::io::Result<Self> {
+    /// Starts A's receiver on one HTTP worker, with A's raft actor on that
+    /// worker's thread (`on_worker`) or on this one.
+    pub async fn start(on_worker: bool) -> std::io::Result<Self> {
         let (tx, events) = unbounded();
-        let raft = RaftA { events: tx }.start();
+        let here = (!on_worker).then(|| RaftA { events: tx.clone() }.start());
+        let (started_tx, mut started) = unbounded();
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let url = format!("http://{}", listener.local_addr()?);
-        let config = ReceiverConfig::new(A, CLUSTER, raft.clone().recipient());
-        let server =
-            HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
-                .workers(1)
-                .disable_signals()
-                .listen(listener)?
-                .run();
+        let server = HttpServer::new(move || {
+            let raft = here
+                .clone()
+                .unwrap_or_else(|| RaftA { events: tx.clone() }.start());
+            let _ = started_tx.unbounded_send((Arbiter::current(), raft.clone()));
+            let config = ReceiverConfig::new(A, CLUSTER, raft.recipient());
+            App::new().configure(receiver::configure(config))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
         actix_web::rt::spawn(server);
-        Ok(NodeA { raft, url, events })
+        let (worker, raft) = started
+            .next()
+            .await
+            .ok_or_else(|| std::io::Error::other("A's HTTP worker did not start"))?;
+        Ok(NodeA {
+            raft,
+            url,
+            worker,
+            events,
+        })
     }
 
     /// A's pipeline to B on `port`, with the library's defaults unless
