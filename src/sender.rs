@@ -1,8 +1,9 @@
 //! `SenderActor`: posts one encoded message at a time to the peer.
 //!
 //! A sender holds no raft state. It takes a [`Post`], sends it with its own
-//! `awc::Client` (HTTP/1.1, keep-alive, no redirects), reads the answer to
-//! the end and replies with etcd's reading of it. The
+//! `awc::Client` (HTTP/1.1, keep-alive, no redirects) and a request head
+//! built once per peer URL, reads the answer to the end and replies with
+//! etcd's reading of it. The
 //! [`PipelineActor`](crate::PipelineActor) starts each sender under an
 //! `actix::Supervisor`; a sender that stops is restarted in place with a
 //! fresh client, and the request it was carrying is dropped, which the
