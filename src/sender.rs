@@ -117,7 +117,7 @@ impl SenderActor {
     /// `awc::Client` is not `Send`. `gone` is dropped when the sender stops
     /// for good.
     pub fn new(index: usize, settings: SenderSettings, gone: oneshot::Sender<()>) -> Self {
-        let client = new_client(&settings);
+        let client = http_client(settings.dial_timeout);
         SenderActor {
             index,
             settings,
@@ -128,9 +128,13 @@ impl SenderActor {
     }
 }
 
-fn new_client(settings: &SenderSettings) -> awc::Client {
+/// The HTTP client each sender owns: HTTP/1.1 only, keep-alive, no
+/// redirects, `dial_timeout` to connect and no total timeout of its own
+/// (the sender bounds each exchange itself). Public so that a benchmark
+/// can measure bare requests with exactly this client.
+pub fn http_client(dial_timeout: Duration) -> awc::Client {
     let connector = awc::Connector::new()
-        .timeout(settings.dial_timeout)
+        .timeout(dial_timeout)
         .max_http_version(Version::HTTP_11);
     awc::Client::builder()
         .connector(connector)
@@ -151,7 +155,7 @@ impl Supervised for SenderActor {
             self.index,
             self.settings.peer
         );
-        self.client = new_client(&self.settings);
+        self.client = http_client(self.settings.dial_timeout);
         self.frozen = None;
     }
 }

@@ -7,17 +7,17 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use awc::http::header::CONTENT_TYPE;
-use awc::http::{StatusCode, Uri, Version};
+use awc::http::{StatusCode, Uri};
 use bytes::Bytes;
 use prost::Message as _;
 use rafthttp_pipeline::config::{CONN_PER_PIPELINE, DIAL_TIMEOUT};
+use rafthttp_pipeline::sender::http_client;
 
 use crate::args::Args;
 use crate::child::ReceiverChild;
 use crate::messages::{entry_data, msg_app};
-use crate::probe::{unix_ns, Mark};
 use crate::report::Outcome;
-use crate::w1::{throughput, wait_all, Window};
+use crate::w1::{throughput, wait_all, OpenWindow};
 
 /// Where the requests go and what they carry.
 struct Target {
@@ -30,7 +30,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let mut child = ReceiverChild::start(&args.receiver_flags())?;
     let uri = format!("http://127.0.0.1:{}/raft", child.port);
     let target = Target {
-        client: client(),
+        client: http_client(DIAL_TIMEOUT),
         uri: uri.parse().map_err(|e| format!("{uri}: {e}"))?,
         body: msg_app(0, &entry_data(args.entry_size))
             .encode_to_vec()
@@ -38,20 +38,12 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     };
     let warm_errors = post_all(&target, args.warmup).await;
     wait_all(&mut child, args.warmup, args.timeout, "warm-up").await?;
-    let before = Mark::now(child.stats().await?.cpu_s);
-    let t0_ns = unix_ns();
+    let opened = OpenWindow::open(&mut child).await?;
     let errors = post_all(&target, args.n).await;
     let target_count = args.warmup + args.n - errors;
-    let (processed, last_ns) = child.wait_processed(target_count, args.timeout).await?;
-    let rx = child.stats().await?;
+    let (processed, window, rx) = opened.close(&mut child, target_count, args.timeout).await?;
     let delivered = processed.saturating_sub(args.warmup);
     let mut out = Outcome::new("w1", "floor", args.n);
-    let window = Window {
-        before,
-        after: Mark::now(rx.cpu_s),
-        t0_ns,
-        last_ns,
-    };
     throughput(&mut out, delivered, &window, &rx);
     out.set("dropped", 0);
     out.set("errors", warm_errors + errors);
@@ -63,19 +55,6 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
         format!("delivered {delivered} != sent {}", args.n)
     });
     Ok(out)
-}
-
-/// The client the pipeline's senders use, minus the actors.
-fn client() -> awc::Client {
-    let connector = awc::Connector::new()
-        .timeout(DIAL_TIMEOUT)
-        .max_http_version(Version::HTTP_11);
-    awc::Client::builder()
-        .connector(connector)
-        .max_http_version(Version::HTTP_11)
-        .disable_redirects()
-        .disable_timeout()
-        .finish()
 }
 
 /// Posts `total` requests, [`CONN_PER_PIPELINE`] at a time; returns how

@@ -26,25 +26,17 @@ struct Sent {
 pub async fn run(b: &mut Bench) -> Result<Outcome, String> {
     let data = entry_data(b.args.entry_size);
     warm_up(b, &data).await?;
-    let before = Mark::now(b.child.stats().await?.cpu_s);
-    let t0_ns = unix_ns();
+    let opened = OpenWindow::open(&mut b.child).await?;
     let sent = send_all(b, &data).await?;
     let n = b.args.n;
     let target = b.args.warmup + n - sent.dropped;
-    let (processed, last_ns) = b.child.wait_processed(target, b.args.timeout).await?;
-    let rx = b.child.stats().await?;
+    let (processed, window, rx) = opened.close(&mut b.child, target, b.args.timeout).await?;
     let delivered = processed.saturating_sub(b.args.warmup);
     let mode = match b.args.mode {
         Mode::Retry => "retry",
         Mode::Drop => "drop",
     };
     let mut out = Outcome::new("w1", mode, n);
-    let window = Window {
-        before,
-        after: Mark::now(rx.cpu_s),
-        t0_ns,
-        last_ns,
-    };
     throughput(&mut out, delivered, &window, &rx);
     out.set("dropped", sent.dropped);
     out.set("retries", sent.retries);
@@ -124,6 +116,42 @@ async fn pause(d: Duration) {
     match d.is_zero() {
         true => actix_web::rt::task::yield_now().await,
         false => actix_web::rt::time::sleep(d).await,
+    }
+}
+
+/// The start of a measured phase: both sides' CPU and the first send's time.
+pub struct OpenWindow {
+    before: Mark,
+    t0_ns: i64,
+}
+
+impl OpenWindow {
+    /// Opens the window just before the first measured send.
+    pub async fn open(child: &mut ReceiverChild) -> Result<Self, String> {
+        let before = Mark::now(child.stats().await?.cpu_s);
+        Ok(OpenWindow {
+            before,
+            t0_ns: unix_ns(),
+        })
+    }
+
+    /// Waits until B has processed `target` messages in all, then closes
+    /// the window: B's count, the window, and B's stats.
+    pub async fn close(
+        self,
+        child: &mut ReceiverChild,
+        target: u64,
+        timeout: Duration,
+    ) -> Result<(u64, Window, ReceiverStats), String> {
+        let (processed, last_ns) = child.wait_processed(target, timeout).await?;
+        let rx = child.stats().await?;
+        let window = Window {
+            before: self.before,
+            after: Mark::now(rx.cpu_s),
+            t0_ns: self.t0_ns,
+            last_ns,
+        };
+        Ok((processed, window, rx))
     }
 }
 
