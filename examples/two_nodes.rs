@@ -130,6 +130,7 @@ fn serve(id: Id, node: &Addr<Node>, port: u16) -> std::io::Result<(u16, ServerHa
     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
         .workers(1)
         .disable_signals()
+        .on_connect(nodelay::on_connect)
         .bind(("127.0.0.1", port))?;
     let port = server.addrs()[0].port();
     let server = server.run();

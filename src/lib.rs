@@ -150,6 +150,7 @@ pub mod error;
 pub mod id;
 pub mod membership;
 pub mod messages;
+pub mod nodelay;
 pub mod peer_status;
 pub mod picker;
 pub mod pipeline;

@@ -132,8 +132,10 @@ impl SenderActor {
 /// redirects, `dial_timeout` to connect and no total timeout of its own
 /// (the sender bounds each exchange itself). Public so that a benchmark
 /// can measure bare requests with exactly this client.
+/// Every connection it opens has `TCP_NODELAY` ([`nodelay`](crate::nodelay)).
 pub fn http_client(dial_timeout: Duration) -> awc::Client {
     let connector = awc::Connector::new()
+        .connector(crate::nodelay::connector())
         .timeout(dial_timeout)
         .max_http_version(Version::HTTP_11);
     awc::Client::builder()

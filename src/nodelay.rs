@@ -1,0 +1,66 @@
+//! `TCP_NODELAY` on both ends of every pipeline connection.
+//!
+//! A large request goes out in several writes, the last of them a few
+//! bytes. With Nagle's algorithm on, the kernel holds that last write until
+//! the peer's delayed ACK comes back, and every large message stalls for
+//! it. Go sets `TCP_NODELAY` on every TCP connection by default, so etcd's
+//! peers never wait; this module does the same for the crate:
+//!
+//! - [`connector`] opens the senders' connections (it is what
+//!   [`sender::http_client`](crate::sender::http_client) uses).
+//! - [`on_connect`] is for the server that hosts the
+//!   [`receiver`](crate::receiver): the crate does not build the
+//!   `HttpServer`, so pass it to `HttpServer::on_connect` before `bind`.
+//!   (actix-web 4.13 and later also offer `HttpServer::tcp_nodelay(true)`,
+//!   which does the same.)
+//!
+//! ```no_run
+//! # use actix_web::{App, HttpServer};
+//! # use rafthttp_pipeline::{nodelay, receiver::{self, ReceiverConfig}};
+//! # async fn run(config: ReceiverConfig) -> std::io::Result<()> {
+//! HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+//!     .on_connect(nodelay::on_connect)
+//!     .bind(("127.0.0.1", 2380))?
+//!     .run()
+//!     .await
+//! # }
+//! ```
+
+use std::any::Any;
+
+use actix_service::{Service, ServiceExt as _};
+use actix_tls::connect::{ConnectError, ConnectInfo, Connection, Connector, Resolver};
+use actix_web::dev::Extensions;
+use actix_web::rt::net::TcpStream;
+use awc::http::Uri;
+
+/// The TCP connector for `awc::Connector::connector`: resolves and
+/// connects as awc's default connector does, then sets `TCP_NODELAY` on
+/// the new stream. awc's own connect timeout still bounds it.
+pub fn connector(
+) -> impl Service<ConnectInfo<Uri>, Response = Connection<Uri, TcpStream>, Error = ConnectError> + Clone
+{
+    Connector::new(Resolver::default())
+        .service()
+        .map(|connection: Connection<Uri, TcpStream>| {
+            set_nodelay(connection.io_ref());
+            connection
+        })
+}
+
+/// A hook for `HttpServer::on_connect`: sets `TCP_NODELAY` on each plain
+/// TCP connection the server accepts. A TLS stream is left alone (set the
+/// option on its inner `TcpStream` in your own hook).
+pub fn on_connect(connection: &dyn Any, _: &mut Extensions) {
+    if let Some(stream) = connection.downcast_ref::<TcpStream>() {
+        set_nodelay(stream);
+    }
+}
+
+/// Sets the option; a failure costs speed only, so it is logged, not
+/// fatal (Go ignores it too).
+fn set_nodelay(stream: &TcpStream) {
+    if let Err(err) = stream.set_nodelay(true) {
+        log::warn!("cannot set TCP_NODELAY: {err}");
+    }
+}

@@ -1,0 +1,185 @@
+//! `TCP_NODELAY` on both ends of a pipeline connection, read back from the
+//! real loopback sockets: the senders' client sets it on every connection it
+//! opens, and `nodelay::on_connect` on every connection the receiver's
+//! server accepts. Without it, the last few bytes of a large body wait for
+//! the peer's delayed ACK.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_service::Service as _;
+use actix_tls::connect::{ConnectInfo, Connector, Resolver};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, HttpServer};
+use awc::http::Uri;
+use prost::Message as _;
+use rafthttp_pipeline::raftpb::{Message, MessageType};
+use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::sender::http_client;
+use rafthttp_pipeline::wire::{RequestHeaders, CONTENT_TYPE_PROTOBUF};
+use rafthttp_pipeline::{nodelay, Id, Inbound, PipelineConfig, ProcessError};
+
+const LOCAL: Id = Id(1);
+const PEER: Id = Id(2);
+const CLUSTER: Id = Id(0x1000);
+
+/// Accepts every message, so each POST is answered 204.
+struct Raft;
+
+impl Actor for Raft {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inbound> for Raft {
+    type Result = Result<(), ProcessError>;
+    fn handle(&mut self, _: Inbound, _: &mut Context<Self>) -> Self::Result {
+        Ok(())
+    }
+}
+
+/// What the server saw of one accepted connection, after its hooks ran:
+/// the client's address and the option on the server's socket.
+type Accepted = (SocketAddr, bool);
+
+/// A receiver on an ephemeral loopback port; with `set`, its server runs
+/// `nodelay::on_connect`. Every accepted connection is reported on the
+/// returned channel.
+fn start_receiver(set: bool) -> std::io::Result<(String, mpsc::Receiver<Accepted>)> {
+    let raft = Raft.start().recipient();
+    let config = ReceiverConfig::new(PEER, CLUSTER, raft);
+    let (accepted, seen) = mpsc::channel();
+    let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+        .workers(1)
+        .disable_signals()
+        .on_connect(move |connection, extensions| {
+            if set {
+                nodelay::on_connect(connection, extensions);
+            }
+            let stream = connection
+                .downcast_ref::<TcpStream>()
+                .expect("a plain TCP connection");
+            let seen = (
+                stream.peer_addr().expect("peer address"),
+                stream.nodelay().expect("TCP_NODELAY readable"),
+            );
+            accepted.send(seen).expect("the test listens");
+        })
+        .bind(("127.0.0.1", 0))?;
+    let url = format!("http://{}", server.addrs()[0]);
+    actix_web::rt::spawn(server.run());
+    Ok((url, seen))
+}
+
+/// Posts a heartbeat to `url` with the senders' own client and etcd's
+/// headers, expects 204, and returns the client for its open connection.
+async fn post_heartbeat(url: &str) -> awc::Client {
+    let client = http_client(Duration::from_secs(2));
+    let config = PipelineConfig::new(LOCAL, PEER, CLUSTER, vec![url.to_owned()]);
+    let headers = RequestHeaders::new(&config, CONTENT_TYPE_PROTOBUF).expect("headers");
+    let mut request = client.post(format!("{url}/raft"));
+    for (name, value) in headers.iter() {
+        request = request.insert_header((name.clone(), value.clone()));
+    }
+    let heartbeat = Message {
+        r#type: MessageType::MsgHeartbeat as i32,
+        to: PEER.0,
+        from: LOCAL.0,
+        ..Default::default()
+    };
+    let response = request
+        .send_body(heartbeat.encode_to_vec())
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), 204);
+    client
+}
+
+/// `TCP_NODELAY` on this process's TCP socket bound to `local`, read with
+/// `getsockopt`; `None` when no open socket has that address.
+#[cfg(target_os = "linux")]
+fn nodelay_of_socket_at(local: SocketAddr) -> Option<bool> {
+    let fds = std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd");
+    fds.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .find(|&fd| local_addr(fd) == Some(local))
+        .map(|fd| {
+            let mut on: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: `on` and `len` are valid for writes of the sizes given.
+            let rc = unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    (&mut on as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0, "getsockopt(TCP_NODELAY) on fd {fd}");
+            on != 0
+        })
+}
+
+/// The IPv4 address `fd` is bound to, if it is an IPv4 socket.
+#[cfg(target_os = "linux")]
+fn local_addr(fd: libc::c_int) -> Option<SocketAddr> {
+    // SAFETY: an all-zero sockaddr_in is valid; getsockname writes at most
+    // `len` bytes into it.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let rc =
+        unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len) };
+    if rc != 0 || i32::from(addr.sin_family) != libc::AF_INET {
+        return None;
+    }
+    let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+    Some(SocketAddr::from((ip, u16::from_be(addr.sin_port))))
+}
+
+#[cfg(target_os = "linux")]
+#[actix_rt::test]
+async fn a_pipeline_post_has_tcp_nodelay_on_both_ends() {
+    let (url, accepted) = start_receiver(true).expect("bind");
+    let client = post_heartbeat(&url).await;
+    // The server's hooks run before the request is read, so the answer
+    // comes after the report.
+    let (client_addr, server_nodelay) = accepted.try_recv().expect("one connection");
+    assert!(server_nodelay, "the accepted socket has TCP_NODELAY");
+    assert_eq!(
+        nodelay_of_socket_at(client_addr),
+        Some(true),
+        "the sender's socket {client_addr} has TCP_NODELAY"
+    );
+    assert!(accepted.try_recv().is_err(), "one connection only");
+    drop(client);
+}
+
+#[actix_rt::test]
+async fn without_the_hook_an_accepted_socket_keeps_nagle_on() {
+    // The control: the option is off unless the hook sets it, so the test
+    // above sees the hook's work, not a default.
+    let (url, accepted) = start_receiver(false).expect("bind");
+    let _client = post_heartbeat(&url).await;
+    let (_, server_nodelay) = accepted.try_recv().expect("one connection");
+    assert!(!server_nodelay);
+}
+
+#[actix_rt::test]
+async fn the_senders_connector_sets_nodelay_and_awcs_default_does_not() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let uri: Uri = format!("http://{}/raft", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let ours = nodelay::connector()
+        .call(ConnectInfo::new(uri.clone()))
+        .await
+        .expect("connect");
+    assert!(ours.io_ref().nodelay().unwrap());
+    let default = Connector::new(Resolver::default())
+        .service()
+        .call(ConnectInfo::new(uri))
+        .await
+        .expect("connect");
+    assert!(!default.io_ref().nodelay().unwrap());
+}
