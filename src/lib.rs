@@ -117,6 +117,17 @@
 //! stops the senders so their supervisors restart them with fresh clients;
 //! a message held at that moment is reported as [`Error::SenderStopped`].
 //!
+//! Reporting is at-least-once: a message reported as not delivered may
+//! still have been processed by the peer. A POST cancelled by `Stop` or
+//! [`ResetConnections`], or one that timed out or lost its connection, may
+//! have been processed before its 204 was read. Only a message that went
+//! out can end so (one still queued at `Stop` never did), so after `Stop`
+//! the peer may have processed up to `connections` more messages than
+//! `delivered`, plus any that failed that way earlier. Raft tolerates this
+//! as it tolerates a lost answer in etcd: it resends by index what it
+//! believes lost, and a follower skips entries it already has (same index
+//! and term), so a message processed twice does no harm.
+//!
 //! # Timeouts
 //!
 //! etcd's pipeline has no response timeout, so one silent peer can hold all
