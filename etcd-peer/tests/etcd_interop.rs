@@ -1,62 +1,49 @@
-//! Interoperation with a real etcd 3.4.23 member (issue 4).
+//! Interoperation with a real etcd 3.4.23 member.
 //!
-//! - a. Our `PipelineActor` posts to etcd's `/raft`: a well-formed message
-//!   gets 204 and the peer becomes active; a wrong cluster id gets 412
-//!   `cluster ID mismatch` (unreachable, plus snapshot failure for a
-//!   `MsgSnap`); `X-Server-Version: 2.3.0` gets `incompatible version`.
-//! - b. etcd posts to our receiver: the messages decode, with the right
-//!   types and ids, and etcd's headers carry the ids we derive.
-//! - c. etcd plus `examples/etcd_peer/` (run in-process) form a cluster:
+//! - a. `rafthttp-pipeline`'s `PipelineActor` posts to etcd's `/raft`: a
+//!   well-formed message gets 204 and the peer becomes active; a wrong
+//!   cluster id gets 412 `cluster ID mismatch` (unreachable, plus snapshot
+//!   failure for a `MsgSnap`); `X-Server-Version: 2.3.0` gets
+//!   `incompatible version`.
+//! - b. etcd posts to the library's receiver: the messages decode, with the
+//!   right types and ids, and etcd's headers carry the ids we derive.
+//! - c. etcd plus the `etcd-peer` binary (a child process) form a cluster:
 //!   etcd elects itself, commits `etcdctl put`, serves a linearizable `get`,
 //!   takes 100 more puts, and on SIGTERM hands leadership over and stops in
-//!   under 2 s. Without the stand-in's `MsgAppResp`, `put` fails.
+//!   under 2 s. Without the stand-in's `MsgAppResp`, `put` fails. The
+//!   stand-in's side comes from what the binary prints: the ids it derived
+//!   (its first line), its message counts (on SIGUSR2, and at exit) and its
+//!   pipelines' final counters (`pipeline_stopped`, at exit).
 //!
-//! Every etcd runs on ephemeral 127.0.0.1 ports in a temp dir and is killed
-//! by PID when its test ends, pass or fail (`support/etcd.rs`). The tests
-//! run one at a time, so that etcd's 10 ms timers do not compete for the CPU.
+//! a and b run the library in-process; they live here, beside c, because
+//! all three need a real etcd (`support/etcd.rs`). Every etcd and every
+//! stand-in runs on ephemeral 127.0.0.1 ports and is killed by PID when its
+//! test ends, pass or fail. The tests run one at a time, so that etcd's
+//! 10 ms timers do not compete for the CPU.
 
-#[path = "support/etcd.rs"]
-mod etcd;
-
-/// The modules of `examples/etcd_peer/` that [`etcd_peer::server::start_on`]
-/// needs, without `main.rs`: the example's unit tests run in
-/// `tests/etcd_snapshot.rs`, which includes all of it.
-#[allow(dead_code)]
-#[path = "../examples/etcd_peer"]
-mod etcd_peer {
-    mod actor;
-    mod events;
-    pub mod flags;
-    mod log_terms;
-    mod members;
-    pub mod server;
-    mod sinks;
-    mod snapshot_requests;
-    mod standin;
-    pub mod stats;
-}
+mod support;
 
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::dev::Service;
 use actix_web::{App, HttpServer};
-use futures::channel::oneshot;
-use rafthttp_pipeline::membership::{InitialCluster, Member};
+use rafthttp_pipeline::membership::InitialCluster;
 use rafthttp_pipeline::raftpb::{Message, MessageType};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
 use rafthttp_pipeline::{
-    Envelope, Error, Id, Inbound, PeerStatusChanged, PipelineActor, PipelineConfig, PipelineStats,
-    ProcessError, Recipients, ReportSnapshot, ReportUnreachable, SnapshotStatus, Stop,
+    Envelope, Error, Id, Inbound, PeerStatusChanged, PipelineActor, PipelineConfig, ProcessError,
+    Recipients, ReportSnapshot, ReportUnreachable, SnapshotStatus, Stop,
 };
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use etcd::{etcd_available, http_get, loopback_url, start_with_retry, Etcd, EtcdConfig};
-use etcd_peer::flags::Flags;
-use etcd_peer::stats::Counts;
+use support::etcd::{
+    etcd_available, free_port, http_get, loopback_url, start_with_retry, Etcd, EtcdConfig, TempDir,
+};
+use support::peer::Peer;
 
 /// Our member id in test a, where we are not a member of etcd's cluster.
 const OUTSIDER: Id = Id(0x1234);
@@ -412,82 +399,27 @@ fn b_etcd_posts_to_our_receiver() {
 // ---------------------------------------------------------------------------
 // c. The cluster: etcd plus the stand-in
 
-/// The stand-in of `examples/etcd_peer/`, running in its own thread and
-/// actix `System`.
-struct StandIn {
-    /// The cluster as the example derived it from its flags.
-    cluster: InitialCluster,
-    me: Member,
-    counts: Arc<Mutex<Counts>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<Vec<(Id, PipelineStats)>>>,
-}
-
-impl StandIn {
-    fn start(flags: Flags, listener: TcpListener) -> StandIn {
-        let (cluster, me, _) = flags.resolve().unwrap();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn({
-            let (cluster, me) = (cluster.clone(), me.clone());
-            move || {
-                actix_rt::System::new().block_on(async move {
-                    let running = etcd_peer::server::start_on(&flags, cluster, me, vec![listener])
-                        .expect("start the stand-in");
-                    ready_tx.send(running.counts.clone()).unwrap();
-                    let _ = stopped.await;
-                    running.stop().await
-                })
-            }
-        });
-        let counts = ready_rx.recv().expect("stand-in started");
-        StandIn {
-            cluster,
-            me,
-            counts,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn counts(&self) -> Counts {
-        self.counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    fn stop(mut self) -> Vec<(Id, PipelineStats)> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> Vec<(Id, PipelineStats)> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.thread
-            .take()
-            .map(|t| t.join().unwrap_or_default())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
 const TOKEN_C: &str = "tok-c";
 
-/// etcd and the stand-in in one two-member cluster, the stand-in first so
-/// that it answers from etcd's first message. Retried with fresh ports
-/// when etcd cannot bind.
-fn start_cluster(ack_appends: bool) -> (Etcd, StandIn) {
+/// etcd and the stand-in in one two-member cluster.
+struct Cluster {
+    etcd: Etcd,
+    /// The `etcd-peer` binary, named `rust-peer` in the cluster.
+    standin: Peer,
+    /// The stand-in's log.
+    _dir: TempDir,
+}
+
+/// Starts the stand-in, waits until it is up, then starts etcd, so that the
+/// stand-in answers from etcd's first message. Retried with fresh ports
+/// when a port was taken between picking it and binding it. Without
+/// `ack_appends` the stand-in never answers `MsgApp`, and prints an event
+/// for each one it receives.
+fn start_cluster(ack_appends: bool) -> Cluster {
     let mut errors = Vec::new();
     for _ in 0..3 {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let our_url = loopback_url(listener.local_addr().unwrap().port());
+        let dir = TempDir::new("rafthttp-etcd-interop").expect("temp dir");
+        let our_url = loopback_url(free_port());
         let config = EtcdConfig::new("etcd-c", TOKEN_C)
             .member("rust-peer", &our_url)
             .fast_timers();
@@ -502,15 +434,39 @@ fn start_cluster(ack_appends: bool) -> (Etcd, StandIn) {
             our_url,
         ];
         if !ack_appends {
-            args.push("--no-append-ack".to_owned());
+            args.extend(["--no-append-ack".to_owned(), "--events".to_owned()]);
         }
-        let standin = StandIn::start(Flags::parse(args).unwrap(), listener);
+        let mut standin = Peer::spawn("rust-peer", &args, dir.path());
+        if let Err(e) = standin.try_wait_for(EVENT_TIMEOUT, |e| e["event"] == "up") {
+            errors.push(format!("rust-peer: {e}\n{}", standin.log_tail(5)));
+            continue;
+        }
         match Etcd::start(config) {
-            Ok(etcd) => return (etcd, standin),
+            Ok(etcd) => {
+                return Cluster {
+                    etcd,
+                    standin,
+                    _dir: dir,
+                }
+            }
             Err(e) => errors.push(e),
         }
     }
-    panic!("etcd did not start:\n{}", errors.join("\n---\n"));
+    panic!("the cluster did not start:\n{}", errors.join("\n---\n"));
+}
+
+/// An id as the stand-in prints it (hex, as etcd writes ids).
+fn id(value: &Value) -> Id {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an id: {value}"))
+}
+
+/// How many messages of `kind` the stand-in counted in `direction`
+/// (`"in"`: received, `"out"`: handed to a pipeline).
+fn count(counts: &Value, direction: &str, kind: MessageType) -> u64 {
+    counts[direction][format!("{kind:?}")].as_u64().unwrap_or(0)
 }
 
 fn ok(out: &std::process::Output) -> bool {
@@ -531,10 +487,16 @@ fn c_etcd_and_our_member_elect_a_leader_and_commit_writes() {
         return;
     }
     let _serial = serial();
-    let (mut etcd, standin) = start_cluster(true);
-    // The ids as the example derived them from its flags.
-    let cluster = standin.cluster.clone();
-    let etcd_id = cluster.member("etcd-c").unwrap().id;
+    let Cluster {
+        mut etcd,
+        mut standin,
+        _dir,
+    } = start_cluster(true);
+    // The ids as the stand-in derived them from its flags.
+    let identity = standin.identity();
+    let cluster_id = id(&identity["cluster_id"]);
+    let etcd_id = id(&identity["members"]["etcd-c"]);
+    let me = id(&identity["member_id"]);
 
     // The first put: it commits only once our member acked etcd's entries.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -561,14 +523,11 @@ fn c_etcd_and_our_member_elect_a_leader_and_commit_writes() {
         Duration::from_secs(2),
     );
     assert!(ok(&status), "{}", text(&status));
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
     let status = &status[0]["Status"];
     assert_eq!(status["leader"].as_u64(), Some(etcd_id.0), "{status}");
     assert_eq!(status["header"]["member_id"].as_u64(), Some(etcd_id.0));
-    assert_eq!(
-        status["header"]["cluster_id"].as_u64(),
-        Some(cluster.cluster_id.0)
-    );
+    assert_eq!(status["header"]["cluster_id"].as_u64(), Some(cluster_id.0));
 
     // A linearizable read: a ReadIndex round of heartbeats we answered.
     let get = etcd.etcdctl(
@@ -591,28 +550,36 @@ fn c_etcd_and_our_member_elect_a_leader_and_commit_writes() {
     );
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "value-99");
 
-    // Every message carried etcd's X-Server-From as the example derived
+    // Every message carried etcd's X-Server-From as the stand-in derived
     // it, and its X-Etcd-Cluster-ID too: the receiver answers 412 to any
     // other cluster id, and those messages are never counted.
-    let running = standin.counts();
+    let running = standin.counts(EVENT_TIMEOUT);
     assert_eq!(
-        running.senders.iter().copied().collect::<Vec<_>>(),
-        [etcd_id],
+        running["senders"],
+        json!([etcd_id.to_string()]),
         "X-Server-From"
     );
-    assert!(running.received(MessageType::MsgVote) >= 1, "{running:?}");
-    assert!(running.received(MessageType::MsgApp) >= 100, "{running:?}");
     assert!(
-        running.received(MessageType::MsgHeartbeat) >= 1,
-        "{running:?}"
+        count(&running, "in", MessageType::MsgVote) >= 1,
+        "{running}"
+    );
+    assert!(
+        count(&running, "in", MessageType::MsgApp) >= 100,
+        "{running}"
+    );
+    assert!(
+        count(&running, "in", MessageType::MsgHeartbeat) >= 1,
+        "{running}"
     );
     assert_eq!(
-        running.sent(MessageType::MsgAppResp),
-        running.received(MessageType::MsgApp)
+        count(&running, "out", MessageType::MsgAppResp),
+        count(&running, "in", MessageType::MsgApp),
+        "{running}"
     );
     assert_eq!(
-        running.sent(MessageType::MsgHeartbeatResp),
-        running.received(MessageType::MsgHeartbeat)
+        count(&running, "out", MessageType::MsgHeartbeatResp),
+        count(&running, "in", MessageType::MsgHeartbeat),
+        "{running}"
     );
 
     // SIGTERM: etcd hands leadership to our member and stops at once.
@@ -620,45 +587,46 @@ fn c_etcd_and_our_member_elect_a_leader_and_commit_writes() {
     let took = stopped.unwrap_or_else(|waited| {
         panic!(
             "etcd still running {waited:?} after SIGTERM; stand-in counts {}",
-            standin.counts().to_json()
+            standin.counts(EVENT_TIMEOUT)
         )
     });
-    let after = standin.counts();
-    assert_eq!(after.received(MessageType::MsgTimeoutNow), 1, "{after:?}");
-    assert_eq!(after.sent(MessageType::MsgVote), 1, "{after:?}");
-    assert!(after.received(MessageType::MsgVoteResp) >= 1, "{after:?}");
-    assert_eq!(after.sent(MessageType::MsgHeartbeat), 1, "{after:?}");
-
-    let me = standin.me.id;
-    let pipelines = standin.stop();
-    println!(
-        "etcd interop figures (etcd {etcd_id}, stand-in {me}, cluster {}):",
-        cluster.cluster_id
+    let after = standin.counts(EVENT_TIMEOUT);
+    assert_eq!(
+        count(&after, "in", MessageType::MsgTimeoutNow),
+        1,
+        "{after}"
     );
+    assert_eq!(count(&after, "out", MessageType::MsgVote), 1, "{after}");
+    assert!(
+        count(&after, "in", MessageType::MsgVoteResp) >= 1,
+        "{after}"
+    );
+    assert_eq!(
+        count(&after, "out", MessageType::MsgHeartbeat),
+        1,
+        "{after}"
+    );
+
+    standin.stop(EVENT_TIMEOUT);
+    println!("etcd interop figures (etcd {etcd_id}, stand-in {me}, cluster {cluster_id}):");
     println!(
         "  first successful put {:.3} s after etcd started (attempt {attempts})",
         first_put.as_secs_f64()
     );
     println!("  etcd stopped {:.3} s after SIGTERM", took.as_secs_f64());
-    println!(
-        "  messages etcd -> stand-in: {}",
-        json_object(&after.inbound)
-    );
-    println!(
-        "  messages stand-in -> etcd: {}",
-        json_object(&after.outbound)
-    );
-    for (peer, stats) in pipelines {
+    println!("  messages etcd -> stand-in: {}", after["in"]);
+    println!("  messages stand-in -> etcd: {}", after["out"]);
+    for stats in standin.seen("pipeline_stopped") {
         println!(
-            "  pipeline to {peer}: accepted {} delivered {} failed {} dropped {} cancelled {}",
-            stats.accepted, stats.delivered, stats.failed, stats.dropped, stats.cancelled
+            "  pipeline to {}: accepted {} delivered {} failed {} dropped {} cancelled {}",
+            stats["peer"].as_str().unwrap_or("?"),
+            stats["accepted"],
+            stats["delivered"],
+            stats["failed"],
+            stats["dropped"],
+            stats["cancelled"]
         );
     }
-}
-
-fn json_object(map: &std::collections::BTreeMap<String, u64>) -> String {
-    let fields: Vec<String> = map.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
-    format!("{{{}}}", fields.join(","))
 }
 
 #[test]
@@ -667,20 +635,31 @@ fn c_without_append_acks_a_put_fails() {
         return;
     }
     let _serial = serial();
-    let (etcd, standin) = start_cluster(false);
+    let Cluster {
+        etcd,
+        mut standin,
+        _dir,
+    } = start_cluster(false);
 
-    // Wait until etcd leads and replicates to us: MsgApps arrive.
-    let deadline = Instant::now() + EVENT_TIMEOUT;
-    while standin.counts().received(MessageType::MsgApp) == 0 {
-        assert!(Instant::now() < deadline, "{:?}", standin.counts());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Wait until etcd leads and replicates to us: a MsgApp arrives, and
+    // goes unanswered.
+    let append = standin.wait_for("a MsgApp from etcd", EVENT_TIMEOUT, |e| {
+        e["event"] == "append"
+    });
+    assert_eq!(append["answer"], Value::Null, "{append}");
     let out = etcd.etcdctl(&["put", "foo", "bar"], Duration::from_secs(2));
     assert!(!ok(&out), "put succeeded without a single MsgAppResp");
     println!("put without append acks: {}", text(&out).trim());
 
-    let counts = standin.counts();
-    assert!(counts.sent(MessageType::MsgVoteResp) >= 1, "{counts:?}");
-    assert!(counts.received(MessageType::MsgApp) >= 1, "{counts:?}");
-    assert_eq!(counts.sent(MessageType::MsgAppResp), 0, "{counts:?}");
+    let counts = standin.counts(EVENT_TIMEOUT);
+    assert!(
+        count(&counts, "out", MessageType::MsgVoteResp) >= 1,
+        "{counts}"
+    );
+    assert!(count(&counts, "in", MessageType::MsgApp) >= 1, "{counts}");
+    assert_eq!(
+        count(&counts, "out", MessageType::MsgAppResp),
+        0,
+        "{counts}"
+    );
 }

@@ -24,34 +24,22 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// How many messages of `kind` were received.
-    pub fn received(&self, kind: MessageType) -> u64 {
-        self.inbound
-            .get(&type_name(kind as i32))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// How many messages of `kind` were sent.
-    pub fn sent(&self, kind: MessageType) -> u64 {
-        self.outbound
-            .get(&type_name(kind as i32))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// `{"in":{"MsgApp":7,...},"out":{...},"unreachable":0,"rejected_appends":0}`.
+    /// `{"in":{"MsgApp":7,...},"out":{...},"unreachable":0,"rejected_appends":0,
+    /// "senders":["8e9e05c52164694d",...]}`, the senders' ids in hex as etcd
+    /// writes them.
     pub fn to_json(&self) -> String {
         fn object(map: &BTreeMap<String, u64>) -> String {
             let fields: Vec<String> = map.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
             format!("{{{}}}", fields.join(","))
         }
+        let senders: Vec<String> = self.senders.iter().map(|id| format!("\"{id}\"")).collect();
         format!(
-            "{{\"in\":{},\"out\":{},\"unreachable\":{},\"rejected_appends\":{}}}",
+            "{{\"in\":{},\"out\":{},\"unreachable\":{},\"rejected_appends\":{},\"senders\":[{}]}}",
             object(&self.inbound),
             object(&self.outbound),
             self.unreachable,
-            self.rejected_appends
+            self.rejected_appends,
+            senders.join(",")
         )
     }
 }
@@ -66,4 +54,31 @@ pub(crate) fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
     counts
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use rafthttp_pipeline::raftpb::MessageType;
+    use rafthttp_pipeline::Id;
+
+    use super::{type_name, Counts};
+
+    #[test]
+    fn counts_print_as_json() {
+        let mut c = Counts::default();
+        c.inbound.insert(type_name(MessageType::MsgApp as i32), 7);
+        c.outbound
+            .insert(type_name(MessageType::MsgAppResp as i32), 7);
+        c.outbound.insert(type_name(99), 1);
+        c.senders.insert(Id(0x8e9e05c52164694d));
+        let json = c.to_json();
+        assert_eq!(
+            json,
+            "{\"in\":{\"MsgApp\":7},\"out\":{\"MsgAppResp\":7,\"Unknown(99)\":1},\"unreachable\":0,\"rejected_appends\":0,\"senders\":[\"8e9e05c52164694d\"]}"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed["in"]["MsgApp"], 7);
+        assert_eq!(parsed["out"]["MsgAppResp"], 7);
+        assert_eq!(parsed["senders"][0], "8e9e05c52164694d");
+    }
 }

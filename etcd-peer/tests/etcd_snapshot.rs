@@ -1,8 +1,8 @@
-//! A real etcd 3.4.23 catches our member up by streaming its database to it
-//! (issue 5).
+//! A real etcd 3.4.23 catches our member up by streaming its database to
+//! it.
 //!
 //! One etcd, started with `--snapshot-count 100`, and two members from
-//! `examples/etcd_peer/`: A acknowledges etcd's appends, so etcd and A
+//! the `etcd-peer` binary: A acknowledges etcd's appends, so etcd and A
 //! form a quorum; B is held down (its port bound, connections refused).
 //! `etcdctl check datascale` writes 10 000 keys, one raft entry each, and
 //! etcd compacts its log far past B, keeping 5 000 entries after each
@@ -18,38 +18,26 @@
 //!   3 attempts, etcd's retries end in success, no temp file is left, and B's
 //!   peak memory does not grow across the attempts.
 //!
-//! The members run as child processes of this test binary, which re-runs
-//! itself with the ignored test `etcd_peer_child` as the entry point, so
-//! their code is always the example's current code, and each has its own
-//! `VmHWM` (peak RSS, read from `/proc/self/status` by B at each snapshot
-//! event). Every process is killed by PID when its test ends, pass or fail,
-//! and dies with the thread that started it (`PR_SET_PDEATHSIG`). All
-//! traffic is on 127.0.0.1. The tests run one at a time.
+//! The members are the `etcd-peer` binary, run as child processes
+//! (`support/peer.rs`), so each has its own `VmHWM` (peak RSS, read from
+//! `/proc/self/status` by B at each snapshot event). Every process is killed
+//! by PID when its test ends, pass or fail, and dies with the thread that
+//! started it (`PR_SET_PDEATHSIG`). All traffic is on 127.0.0.1. The tests
+//! run one at a time.
 
-#[path = "support/etcd.rs"]
-mod etcd;
+mod support;
 
-/// All of `examples/etcd_peer/`, with its unit tests, which run here (and
-/// not in `tests/etcd_interop.rs`).
-#[allow(dead_code)]
-#[path = "../examples/etcd_peer/main.rs"]
-mod etcd_peer;
-
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use etcd::{die_with_parent, etcd_available, free_port, loopback_url, Etcd, EtcdConfig, TempDir};
+use support::etcd::{etcd_available, free_port, loopback_url, Etcd, EtcdConfig, TempDir};
+use support::peer::Peer;
 
-/// Where a child process finds its `etcd_peer` arguments, one per line.
-const CHILD_ARGS: &str = "RAFTHTTP_ETCD_PEER_ARGS";
 /// The bound for steps that take one round trip or a few.
 const SHORT: Duration = Duration::from_secs(20);
 /// The bound for writing 10 000 keys and for etcd's snapshot retries, on a
@@ -64,194 +52,10 @@ const TIMERS_MS: (u64, u64) = (25, 500);
 /// would grow by about the database's size, 20 MiB, per attempt.
 const MAX_PEAK_GROWTH_KB: u64 = 8 * 1024;
 
-/// The entry point of the `etcd_peer` child processes: runs the example's
-/// `main` with the arguments in `RAFTHTTP_ETCD_PEER_ARGS`, then exits the
-/// process. Without that variable it does nothing.
-#[test]
-#[ignore = "the entry point of etcd_peer child processes, started by the other tests"]
-fn etcd_peer_child() {
-    let Some(args) = std::env::var_os(CHILD_ARGS) else {
-        return;
-    };
-    let args = args.to_string_lossy().lines().map(str::to_owned).collect();
-    let code = match etcd_peer::run(args) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("etcd_peer: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
-}
-
 /// One etcd test at a time.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-// ---------------------------------------------------------------------------
-// A member as a child process
-
-/// An `etcd_peer` in a child process, with the JSON lines it prints on
-/// stdout as events.
-struct Peer {
-    name: String,
-    child: Child,
-    exited: bool,
-    events: Receiver<Value>,
-    /// Every event received so far, in order.
-    seen: Vec<Value>,
-    log_path: PathBuf,
-}
-
-impl Peer {
-    /// Starts `etcd_peer` with `args`; its log goes to `<dir>/<name>.log`.
-    fn spawn(name: &str, args: &[String], dir: &Path) -> Peer {
-        let log_path = dir.join(format!("{name}.log"));
-        let log = File::create(&log_path).expect("create the member's log");
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let mut cmd = Command::new(exe);
-        cmd.args([
-            "etcd_peer_child",
-            "--exact",
-            "--include-ignored",
-            "--nocapture",
-            "--quiet",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD_ARGS, args.join("\n"))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log);
-        die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn the etcd_peer child");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, events) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let Some(start) = line.find('{') else {
-                    continue;
-                };
-                if let Ok(event) = serde_json::from_str::<Value>(&line[start..]) {
-                    if tx.send(event).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        Peer {
-            name: name.to_owned(),
-            child,
-            exited: false,
-            events,
-            seen: Vec::new(),
-            log_path,
-        }
-    }
-
-    fn pid(&self) -> libc::pid_t {
-        libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t")
-    }
-
-    fn signal(&self, signal: libc::c_int) {
-        // SAFETY: kill(2) on the pid of our own unreaped child.
-        let rc = unsafe { libc::kill(self.pid(), signal) };
-        assert_eq!(rc, 0, "kill {signal} {}", self.pid());
-    }
-
-    /// Waits, at most `bound`, for an event that `wanted` accepts; keeps
-    /// every event on the way in `seen`. `Err` says why there was none.
-    fn try_wait_for(
-        &mut self,
-        bound: Duration,
-        mut wanted: impl FnMut(&Value) -> bool,
-    ) -> Result<Value, String> {
-        let deadline = Instant::now() + bound;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(event) => {
-                    self.seen.push(event.clone());
-                    if wanted(&event) {
-                        return Ok(event);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => return Err(format!("none within {bound:?}")),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().ok();
-                    self.exited = true;
-                    return Err(format!("{} exited ({status:?})", self.name));
-                }
-            }
-        }
-    }
-
-    /// [`try_wait_for`](Self::try_wait_for), failing the test with the
-    /// member's log tail.
-    fn wait_for(
-        &mut self,
-        what: &str,
-        bound: Duration,
-        wanted: impl FnMut(&Value) -> bool,
-    ) -> Value {
-        self.try_wait_for(bound, wanted).unwrap_or_else(|why| {
-            panic!(
-                "{}: no {what}: {why}\nlast events: {:?}\nlog tail:\n{}",
-                self.name,
-                &self.seen[self.seen.len().saturating_sub(5)..],
-                self.log_tail(30)
-            )
-        })
-    }
-
-    /// Events received so far of type `event`.
-    fn seen(&self, event: &str) -> Vec<Value> {
-        self.seen
-            .iter()
-            .filter(|e| e["event"] == event)
-            .cloned()
-            .collect()
-    }
-
-    /// SIGTERM, then waits for a clean exit (killed on drop otherwise).
-    fn stop(&mut self) {
-        if self.exited {
-            return;
-        }
-        self.signal(libc::SIGTERM);
-        let deadline = Instant::now() + SHORT;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.exited = true;
-                assert!(status.success(), "{} exited with {status}", self.name);
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        panic!("{} still running {SHORT:?} after SIGTERM", self.name);
-    }
-
-    fn log_tail(&self, lines: usize) -> String {
-        let text = fs::read_to_string(&self.log_path).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if thread::panicking() {
-            eprintln!("--- {} log tail ---\n{}", self.name, self.log_tail(40));
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -556,12 +360,9 @@ fn catch_up(token: &str, failures: Failures) {
     // etcd first, while A and B can still take its leadership transfer.
     let checked = started.elapsed();
     let _ = cluster.etcd.terminate(SHORT);
-    cluster.b.stop();
-    cluster.a.stop();
-    let a_counts = cluster
-        .a
-        .try_wait_for(SHORT, |e| e.get("in").is_some())
-        .unwrap_or_default();
+    cluster.b.stop(SHORT);
+    cluster.a.stop(SHORT);
+    let a_counts = cluster.a.last_counts().unwrap_or_default();
 
     println!("etcd snapshot catch-up ({mode} x {expected_failures}):");
     println!(

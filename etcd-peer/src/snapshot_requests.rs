@@ -15,8 +15,8 @@ use futures::{Stream, StreamExt};
 use rafthttp_pipeline::wire::RAFT_SNAPSHOT_PREFIX;
 use serde_json::json;
 
-use super::events::Events;
-use super::flags::CUT_AFTER_BYTES;
+use crate::events::Events;
+use crate::flags::CUT_AFTER_BYTES;
 
 /// The connection's socket, recorded when it is accepted, so that
 /// `--fail-mode cut` can shut it down.

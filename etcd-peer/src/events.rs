@@ -3,8 +3,9 @@
 use serde_json::{json, Value};
 
 /// Where the stand-in reports what it does, one JSON object per line on
-/// stdout: always the lifecycle (`down`, `up`); with `--events` also every
-/// append answer and every snapshot step.
+/// stdout: always the lifecycle (`down`, `up`, and `pipeline_stopped` for
+/// each peer at exit); with `--events` also every append answer and every
+/// snapshot step.
 #[derive(Debug, Clone, Copy)]
 pub struct Events {
     detailed: bool,

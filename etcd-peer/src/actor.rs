@@ -15,9 +15,9 @@ use rafthttp_pipeline::{
 };
 use serde_json::json;
 
-use super::events::{memory, Events};
-use super::standin::StandIn;
-use super::stats::{lock, type_name, Counts};
+use crate::events::{memory, Events};
+use crate::standin::StandIn;
+use crate::stats::{lock, type_name, Counts};
 
 /// Ask the stand-in to stop its pipelines; answers with their final stats.
 #[derive(Debug, Message)]

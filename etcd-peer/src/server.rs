@@ -19,23 +19,17 @@ use rafthttp_pipeline::snapshot_receiver::SnapshotConfig;
 use rafthttp_pipeline::{Id, PipelineActor, PipelineConfig, PipelineStats, Recipients};
 use serde_json::json;
 
-use super::actor::{Shutdown, StandInActor};
-use super::events::Events;
-use super::flags::{FailMode, Flags};
-use super::members::{members_json, serve_members, MembersJson};
-use super::sinks::StandInSink;
-use super::snapshot_requests::{snapshot_request, PeerSocket, SnapshotRequests};
-use super::standin::StandIn;
-use super::stats::Counts;
+use crate::actor::{Shutdown, StandInActor};
+use crate::events::Events;
+use crate::flags::{FailMode, Flags};
+use crate::members::{members_json, serve_members, MembersJson};
+use crate::sinks::StandInSink;
+use crate::snapshot_requests::{snapshot_request, PeerSocket, SnapshotRequests};
+use crate::standin::StandIn;
+use crate::stats::Counts;
 
-/// A running stand-in: its HTTP server, its actor and its counters.
+/// A running stand-in: its HTTP server and its actor.
 pub struct Running {
-    /// The cluster as derived from the flags.
-    pub cluster: InitialCluster,
-    /// This member.
-    pub me: Member,
-    /// The counters, shared with the actor.
-    pub counts: Arc<Mutex<Counts>>,
     server: ServerHandle,
     actor: Addr<StandInActor>,
 }
@@ -49,12 +43,14 @@ impl Running {
 }
 
 /// Starts the stand-in on `listeners`, inside a running actix `System`:
-/// the actor, one pipeline per peer, and the HTTP server.
+/// the actor, one pipeline per peer, and the HTTP server. The actor counts
+/// into `counts`.
 pub fn start_on(
     flags: &Flags,
     cluster: InitialCluster,
     me: Member,
     listeners: Vec<TcpListener>,
+    counts: Arc<Mutex<Counts>>,
 ) -> io::Result<Running> {
     let peers: Vec<Member> = cluster.peers_of(&me.name).cloned().collect();
     info!(
@@ -65,7 +61,6 @@ pub fn start_on(
         peers.len()
     );
     let events = Events::new(flags.events);
-    let counts = Arc::new(Mutex::new(Counts::default()));
     let ctx = Context::<StandInActor>::new();
     let addr = ctx.address();
     let mut pipelines = HashMap::new();
@@ -81,7 +76,7 @@ pub fn start_on(
     let actor = ctx.run(StandInActor {
         logic: StandIn::new(me.id, &peer_ids, !flags.no_append_ack),
         pipelines,
-        counts: counts.clone(),
+        counts,
         stats_every: flags.stats_every,
         events,
     });
@@ -95,6 +90,13 @@ pub fn start_on(
             FailMode::Cut => 0,
         };
         info!("taking snapshots into {dir:?}");
+        if flags.fail_snapshots > 0 {
+            info!(
+                "failing the first {} snapshot transfer(s) (--fail-mode {})",
+                flags.fail_snapshots,
+                flags.fail_mode.name()
+            );
+        }
         receiver_config = receiver_config.snapshots(SnapshotConfig::new().sink(StandInSink::new(
             dir.clone(),
             fail_500,
@@ -157,9 +159,6 @@ pub fn start_on(
         }
     });
     Ok(Running {
-        cluster,
-        me,
-        counts,
         server: handle,
         actor,
     })
