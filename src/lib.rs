@@ -158,6 +158,7 @@ pub mod body;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+mod etcd_text;
 pub mod id;
 pub mod membership;
 pub mod messages;

@@ -2,15 +2,16 @@
 //! between the user's raft actor, the [`PipelineActor`](crate::PipelineActor)
 //! and the receiver can be read on one screen.
 
-use std::time::SystemTime;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
 use crate::error::Error;
+use crate::etcd_text::ERR_REMOVED_MEMBER;
 use crate::id::Id;
 use crate::raftpb::Message as RaftMessage;
 use crate::snapshot::SnapshotBody;
-use crate::snapshot_receiver::ReceivedSnapshot;
 use crate::stats::PipelineStats;
 
 /// A raft message for the pipeline to send to its peer (one `POST /raft`).
@@ -183,16 +184,34 @@ pub struct Inbound {
     pub snapshot: Option<ReceivedSnapshot>,
 }
 
+/// Where a streamed snapshot's database was stored, in
+/// [`Inbound::snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedSnapshot {
+    /// What the sink's
+    /// [`SnapshotWriter::commit`](crate::receiver::SnapshotWriter::commit)
+    /// returned: for a [`DirSink`](crate::receiver::DirSink),
+    /// `<dir>/<index as %016x>.snap.db`.
+    pub path: PathBuf,
+    /// The database's size: every byte after the message (etcd's `n` from
+    /// `SaveDBFrom`).
+    pub size: u64,
+    /// From the request's arrival until the database was committed (etcd's
+    /// `download-took`).
+    pub took: Duration,
+}
+
 /// Why the user's raft actor refused an [`Inbound`] message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProcessError {
     /// The sender was removed from the cluster: the receiver answers 403
     /// `cannot process message from removed member`, which etcd's sender
     /// maps to its member-removed error.
-    #[error("cannot process message from removed member")]
+    #[error("{ERR_REMOVED_MEMBER}")]
     RemovedMember,
     /// Anything else: the receiver answers 500
-    /// `error processing raft message`.
+    /// `error processing raft message` (through `/raft/snapshot`: `failed
+    /// to process raft message (<reason>)`).
     #[error("{0}")]
     Other(String),
 }

@@ -7,6 +7,7 @@ use awc::http::{StatusCode, Uri};
 
 use crate::config::PipelineConfig;
 use crate::error::Error;
+use crate::etcd_text::{go_status_text, ERR_CLUSTER_ID_MISMATCH, ERR_INCOMPATIBLE_VERSION};
 use crate::picker::parse_peer_url;
 
 /// The pipeline's path (etcd `RaftPrefix`, `rafthttp/http.go:48`).
@@ -116,7 +117,7 @@ pub fn check_post_response(status: StatusCode, body: &[u8], url: &str) -> Result
         StatusCode::PRECONDITION_FAILED => Err(precondition_error(body)),
         StatusCode::FORBIDDEN => Err(Error::MemberRemoved),
         other => Err(Error::UnexpectedStatus {
-            status: go_status_text(other).to_owned(),
+            status: go_status_text(other.as_u16()).to_owned(),
             url: url.to_owned(),
         }),
     }
@@ -126,20 +127,9 @@ fn precondition_error(body: &[u8]) -> Error {
     let text = String::from_utf8_lossy(body);
     let text = text.strip_suffix('\n').unwrap_or(&text);
     match text {
-        "incompatible version" => Error::IncompatibleVersion,
-        "cluster ID mismatch" => Error::ClusterIdMismatch,
+        ERR_INCOMPATIBLE_VERSION => Error::IncompatibleVersion,
+        ERR_CLUSTER_ID_MISMATCH => Error::ClusterIdMismatch,
         other => Error::UnhandledPrecondition(other.to_owned()),
-    }
-}
-
-/// Go's `http.StatusText`, which differs from the `http` crate's reason
-/// phrases in a few places.
-fn go_status_text(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        413 => "Request Entity Too Large",
-        414 => "Request URI Too Long",
-        416 => "Requested Range Not Satisfiable",
-        _ => status.canonical_reason().unwrap_or(""),
     }
 }
 

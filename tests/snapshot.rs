@@ -15,14 +15,13 @@ use actix_web::{App, HttpServer};
 use bytes::Bytes;
 use futures::StreamExt;
 use rafthttp_pipeline::raftpb::{Message as RaftMessage, MessageType};
-use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::snapshot::{frame_head, SnapshotBody};
-use rafthttp_pipeline::snapshot_receiver::{
-    DirSink, ReceivedSnapshot, SnapshotConfig, SnapshotSink, SnapshotWriter,
+use rafthttp_pipeline::receiver::{
+    self, DirSink, ReceiverConfig, SnapshotConfig, SnapshotSink, SnapshotWriter,
 };
+use rafthttp_pipeline::snapshot::{frame_head, SnapshotBody};
 use rafthttp_pipeline::{
-    Error, Inbound, PipelineActor, PipelineConfig, PipelineStats, ProcessError, SendSnapshot,
-    SnapshotStatus, Stop,
+    Error, Inbound, PipelineActor, PipelineConfig, PipelineStats, ProcessError, ReceivedSnapshot,
+    SendSnapshot, SnapshotStatus, Stop,
 };
 use support::{ids, snapshot_reports, wait_stats, Event, Recording, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -1,10 +1,5 @@
-//! Streamed snapshots: etcd's `POST /raft/snapshot` framing
-//! (`rafthttp/snapshot_sender.go:193-209`, `rafthttp/msg_codec.go`) and the
-//! exact-size body etcd's `ExactReadCloser` enforces
-//! (`pkg/ioutil/readcloser.go:36-66`).
-//!
-//! The body is an 8-byte big-endian length, the marshaled `MsgSnap`, then
-//! the raw database bytes until the stream ends.
+//! The exact-size database body etcd's `ExactReadCloser` enforces
+//! (`pkg/ioutil/readcloser.go:36-66`), for the sending side.
 
 use std::cell::Cell;
 use std::pin::Pin;
@@ -12,46 +7,15 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures::Stream;
-use prost::Message as _;
 
+use super::SnapshotBody;
 use crate::error::Error;
-use crate::raftpb::Message;
-
-/// A snapshot's database, as a stream of chunks. It must be `Send` to travel
-/// in an actor message.
-pub type SnapshotBody = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
-
-/// The largest framed message a receiver accepts before the database
-/// (etcd 3.6.14's `snapshotLimitByte`, `rafthttp/http.go`): 64 MiB.
-pub const SNAPSHOT_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// The framing that goes before the database: the message's length as 8
-/// big-endian bytes, then the message (etcd's `messageEncoder.encode`).
-pub fn frame_head(message: &Message) -> Bytes {
-    let len = message.encoded_len();
-    let mut head = BytesMut::with_capacity(8 + len);
-    head.put_u64(len as u64);
-    message
-        .encode(&mut head)
-        .expect("BytesMut grows to fit the message");
-    head.freeze()
-}
-
-/// Reads the 8-byte length at the start of a snapshot body and checks it
-/// against `limit` before anything is allocated for the message.
-pub fn frame_len(prefix: [u8; 8], limit: u64) -> Result<usize, Error> {
-    let len = u64::from_be_bytes(prefix);
-    if len > limit {
-        return Err(Error::SnapshotTooLarge { len, limit });
-    }
-    usize::try_from(len).map_err(|_| Error::SnapshotTooLarge { len, limit })
-}
 
 /// Wraps a database stream: yields exactly `size` bytes or fails, and
 /// records when bytes last moved, for the stall timeout.
-pub struct ExactBody {
+pub(crate) struct ExactBody {
     inner: SnapshotBody,
     remaining: u64,
     progress: Rc<Cell<Instant>>,
@@ -71,7 +35,7 @@ impl ExactBody {
     /// Wraps `inner`, which must yield exactly `size` bytes. `progress`
     /// is set to now whenever a chunk passes; `failure` receives the
     /// reason when the size is wrong or the stream fails.
-    pub fn new(
+    pub(crate) fn new(
         inner: SnapshotBody,
         size: u64,
         progress: Rc<Cell<Instant>>,
@@ -120,7 +84,6 @@ impl Stream for ExactBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raftpb::MessageType;
     use futures::StreamExt;
 
     fn body(chunks: &[&'static [u8]]) -> SnapshotBody {
@@ -139,30 +102,6 @@ mod tests {
         );
         let items = futures::executor::block_on(stream.collect::<Vec<_>>());
         (items, failure.take())
-    }
-
-    // etcd's verified framing for MsgSnap{From:0x1a, To:2, Term:1} + "hello".
-    #[test]
-    fn frame_head_is_etcds() {
-        let m = Message {
-            r#type: MessageType::MsgSnap as i32,
-            to: 2,
-            from: 0x1a,
-            term: 1,
-            ..Default::default()
-        };
-        let hex: String = frame_head(&m).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(
-            hex,
-            "000000000000001e08071002181a20012800300040004a0a12080a0228001000180050005800"
-        );
-    }
-
-    #[test]
-    fn frame_len_is_capped_before_allocation() {
-        assert_eq!(frame_len(30u64.to_be_bytes(), 64).unwrap(), 30);
-        let err = frame_len(u64::MAX.to_be_bytes(), SNAPSHOT_LIMIT_BYTES).unwrap_err();
-        assert!(matches!(err, Error::SnapshotTooLarge { .. }));
     }
 
     // etcd TestSnapshotSend cases (a), (c) and (d).
