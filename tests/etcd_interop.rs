@@ -650,8 +650,8 @@ fn c_etcd_and_our_member_elect_a_leader_and_commit_writes() {
     );
     for (peer, stats) in pipelines {
         println!(
-            "  pipeline to {peer}: accepted {} delivered {} failed {} dropped {} cancelled {}",
-            stats.accepted, stats.delivered, stats.failed, stats.dropped, stats.cancelled
+            "  pipeline to {peer}: offered {} delivered {} failed {} dropped {} cancelled {}",
+            stats.offered, stats.delivered, stats.failed, stats.dropped, stats.cancelled
         );
     }
 }
