@@ -357,8 +357,8 @@ fn summary(
     println!("summary");
     for (name, s) in [("a -> b", a), ("b -> a", b)] {
         println!(
-            "  {name}: accepted {}, delivered {}, failed {}, dropped {}, cancelled {}, {} bytes sent",
-            s.accepted, s.delivered, s.failed, s.dropped, s.cancelled, s.sent_bytes
+            "  {name}: offered {}, delivered {}, failed {}, dropped {}, cancelled {}, {} bytes sent",
+            s.offered, s.delivered, s.failed, s.dropped, s.cancelled, s.sent_bytes
         );
     }
     println!("  b received {} messages: {:?}", rb.total(), rb.received);
@@ -369,7 +369,7 @@ fn summary(
     );
     let balanced = [a, b]
         .iter()
-        .all(|s| s.accepted == s.delivered + s.reported());
+        .all(|s| s.offered == s.delivered + s.reported());
     let counted = rb.total() == a.delivered && ra.total() == b.delivered;
     let reported = ra.unreachable == a.reported();
     if balanced && counted && reported && ra.snapshots == [SnapshotStatus::Finish] {

@@ -72,7 +72,7 @@
 //!         println!("{dropped}"); // raft was told already
 //!     }
 //!     let stats = pipeline.send(Stop).await.expect("pipeline running");
-//!     assert_eq!(stats.accepted, stats.delivered + stats.reported());
+//!     assert_eq!(stats.offered, stats.delivered + stats.reported());
 //!     Ok(())
 //! }
 //! ```
@@ -98,7 +98,7 @@
 //! # Backpressure and drops
 //!
 //! A pipeline carries at most `connections` (4) messages at once and lets
-//! at most `buffer` (64) more wait, so 68 are accepted while the peer
+//! at most `buffer` (64) more wait, so 68 are taken while the peer
 //! blocks. The next [`Envelope`] is dropped at once: the answer is
 //! [`Dropped`], and raft is told with [`ReportUnreachable`] (plus
 //! [`ReportSnapshot`] with [`SnapshotStatus::Failure`] for a `MsgSnap`),
@@ -112,7 +112,7 @@
 //! mid-request), reports every message not delivered, queued or in flight,
 //! and resolves once every sender has stopped, with the final
 //! [`PipelineStats`]. Unlike etcd, nothing is dropped silently: after `Stop`,
-//! `accepted == delivered + reported()`. Envelopes sent after `Stop` are
+//! `offered == delivered + reported()`. Envelopes sent after `Stop` are
 //! refused with [`Error::Stopped`] and reported too. [`ResetConnections`]
 //! stops the senders so their supervisors restart them with fresh clients;
 //! a message held at that moment is reported as [`Error::SenderStopped`].
@@ -156,15 +156,16 @@
 
 pub mod body;
 pub mod config;
-pub mod dispatch;
+mod dispatch;
 pub mod error;
 mod etcd_text;
 pub mod id;
 pub mod membership;
 pub mod messages;
 pub mod nodelay;
-pub mod peer_status;
-pub mod picker;
+mod peer;
+mod peer_status;
+mod picker;
 pub mod pipeline;
 mod pool;
 pub mod raftpb;

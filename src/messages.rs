@@ -10,7 +10,7 @@ use actix::prelude::*;
 use crate::error::Error;
 use crate::etcd_text::ERR_REMOVED_MEMBER;
 use crate::id::Id;
-use crate::raftpb::Message as RaftMessage;
+use crate::raftpb::{Message as RaftMessage, MessageType};
 use crate::snapshot::SnapshotBody;
 use crate::stats::PipelineStats;
 
@@ -62,12 +62,15 @@ impl std::fmt::Debug for SendSnapshot {
 }
 
 /// Why an [`Envelope`] was not queued. Raft has already been told.
+///
+/// Shown as `dropped MsgApp to 2: dropped since sending buffer is full`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("dropped message of type {message_type} to {to}: {reason}")]
+#[error("dropped {} to {to}: {reason}", MessageKind(*.message_type))]
 pub struct Dropped {
     /// The peer the message was for.
     pub to: Id,
-    /// The message's raft type.
+    /// The message's raft type, as on the wire; [`Dropped::msg_type`]
+    /// reads it.
     pub message_type: i32,
     /// [`Error::BufferFull`], [`Error::Stopped`], or
     /// [`Error::WrongMessageType`] for a [`SendSnapshot`] that is not a
@@ -75,17 +78,58 @@ pub struct Dropped {
     pub reason: Error,
 }
 
+impl Dropped {
+    /// The message's type, or `None` for a type this crate does not know
+    /// (such messages still travel).
+    pub fn msg_type(&self) -> Option<MessageType> {
+        MessageType::try_from(self.message_type).ok()
+    }
+}
+
 /// Raft callback: a message to `to` was not delivered
 /// (etcd's `Raft.ReportUnreachable`). Raft should probe the peer again.
+///
+/// Shown as `MsgApp to 2 not delivered: stopped`, the reason with its
+/// whole chain of causes.
 #[derive(Debug, Clone, PartialEq, Eq, Message)]
 #[rtype(result = "()")]
 pub struct ReportUnreachable {
     /// The peer that could not be reached.
     pub to: Id,
-    /// The type of the message that was not delivered.
+    /// The type of the message that was not delivered, as on the wire;
+    /// [`ReportUnreachable::msg_type`] reads it.
     pub message_type: i32,
     /// Why it was not delivered.
     pub reason: Error,
+}
+
+impl ReportUnreachable {
+    /// The undelivered message's type, or `None` for a type this crate does
+    /// not know (such messages still travel).
+    pub fn msg_type(&self) -> Option<MessageType> {
+        MessageType::try_from(self.message_type).ok()
+    }
+}
+
+impl std::fmt::Display for ReportUnreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = MessageKind(self.message_type);
+        let reason = crate::error::chain_text(&self.reason);
+        write!(f, "{kind} to {} not delivered: {reason}", self.to)
+    }
+}
+
+/// A raft message type by name (`MsgApp`), or by number for a type this
+/// crate does not know (`message type 99`).
+pub(crate) struct MessageKind(pub(crate) i32);
+
+impl std::fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match MessageType::try_from(self.0) {
+            Ok(kind) => write!(f, "{kind:?}"),
+            Err(_) => write!(f, "message type {}", self.0),
+        }
+    }
 }
 
 /// The outcome of sending a snapshot (`raft.SnapshotStatus`).

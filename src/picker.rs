@@ -1,5 +1,5 @@
 //! etcd's `urlPicker` (`rafthttp/urlpick.go`): which of the peer's URLs to
-//! post to.
+//! post to. Pure: no I/O, no clock.
 
 use awc::http::Uri;
 
@@ -11,7 +11,7 @@ use crate::error::Error;
 /// advances only when the failed URL is still the current pick, so four
 /// senders failing on the same URL advance it once, as in etcd.
 #[derive(Debug, Clone)]
-pub struct UrlPicker {
+pub(crate) struct UrlPicker {
     urls: Vec<String>,
     picked: usize,
 }
@@ -19,7 +19,7 @@ pub struct UrlPicker {
 impl UrlPicker {
     /// A picker over `urls`, validated, normalised (no trailing `/`) and
     /// sorted as etcd's `types.NewURLs` does.
-    pub fn new(urls: &[String]) -> Result<Self, Error> {
+    pub(crate) fn new(urls: &[String]) -> Result<Self, Error> {
         if urls.is_empty() {
             return Err(Error::InvalidConfig("peer_urls is empty".into()));
         }
@@ -32,38 +32,32 @@ impl UrlPicker {
     }
 
     /// The URL to use now.
-    pub fn pick(&self) -> &str {
+    pub(crate) fn pick(&self) -> &str {
         &self.urls[self.picked]
     }
 
     /// The position of the current pick in [`UrlPicker::urls`].
-    pub fn picked_index(&self) -> usize {
+    pub(crate) fn picked_index(&self) -> usize {
         self.picked
-    }
-
-    /// Replaces the URLs and starts again at the first (etcd's `update`).
-    pub fn update(&mut self, urls: &[String]) -> Result<(), Error> {
-        *self = UrlPicker::new(urls)?;
-        Ok(())
     }
 
     /// Records that `url` failed: the next pick moves on, but only when
     /// `url` is still the current pick.
-    pub fn unreachable(&mut self, url: &str) {
+    pub(crate) fn unreachable(&mut self, url: &str) {
         if self.pick() == url {
             self.picked = (self.picked + 1) % self.urls.len();
         }
     }
 
     /// All URLs, sorted.
-    pub fn urls(&self) -> &[String] {
+    pub(crate) fn urls(&self) -> &[String] {
         &self.urls
     }
 }
 
 /// Checks that `url` is an absolute `http` or `https` URL with a host, and
 /// returns it as `scheme://authority` (etcd replaces the path anyway).
-pub fn parse_peer_url(url: &str) -> Result<String, Error> {
+pub(crate) fn parse_peer_url(url: &str) -> Result<String, Error> {
     let invalid = || Error::InvalidUrl(url.to_owned());
     let uri: Uri = url.parse().map_err(|_| invalid())?;
     let scheme = uri.scheme_str().ok_or_else(invalid)?;
@@ -94,18 +88,13 @@ mod tests {
         assert!(p.urls().contains(&first));
     }
 
-    // etcd TestURLPickerUpdate
+    // etcd TestURLPickerUpdate: an update is a new picker (the per-peer
+    // core swaps it in, see `peer::tests::update_urls_*`).
     #[test]
-    fn update_picks_from_the_new_urls() {
-        let mut p = UrlPicker::new(&urls(&["http://127.0.0.1:2380"])).unwrap();
-        p.update(&urls(&["http://localhost:4001", "http://localhost:4002"]))
-            .unwrap();
-        assert!(["http://localhost:4001", "http://localhost:4002"].contains(&p.pick()));
-        assert_eq!(
-            p.pick(),
-            "http://localhost:4001",
-            "update resets to the first"
-        );
+    fn a_new_picker_starts_at_the_first_sorted_url() {
+        let p = UrlPicker::new(&urls(&["http://localhost:4002", "http://localhost:4001"])).unwrap();
+        assert_eq!(p.pick(), "http://localhost:4001");
+        assert_eq!(p.picked_index(), 0);
     }
 
     // etcd TestURLPickerUnreachable

@@ -211,7 +211,7 @@ async fn ten_thousand_appends_all_arrive() {
     assert_eq!(stats.delivered, N);
     assert_eq!(stats.follower.success, N);
     let stats = p.send(Stop).await.unwrap();
-    assert_eq!(stats.accepted, stats.delivered + stats.reported());
+    assert_eq!(stats.offered, stats.delivered + stats.reported());
     assert_eq!(
         received.len() as u64,
         stats.delivered,

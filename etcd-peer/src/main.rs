@@ -191,12 +191,12 @@ fn print_counts_on_usr2(counts: Arc<Mutex<Counts>>) -> io::Result<()> {
 /// `pipeline_stopped` event.
 fn report_stopped(events: Events, peer: Id, stats: &PipelineStats) {
     info!(
-        "pipeline to {peer}: accepted {}, delivered {}, failed {}, dropped {}, cancelled {}",
-        stats.accepted, stats.delivered, stats.failed, stats.dropped, stats.cancelled
+        "pipeline to {peer}: offered {}, delivered {}, failed {}, dropped {}, cancelled {}",
+        stats.offered, stats.delivered, stats.failed, stats.dropped, stats.cancelled
     );
     events.lifecycle(
         json!({"event": "pipeline_stopped", "peer": peer.to_string(),
-        "accepted": stats.accepted, "delivered": stats.delivered, "failed": stats.failed,
+        "offered": stats.offered, "delivered": stats.delivered, "failed": stats.failed,
         "dropped": stats.dropped, "cancelled": stats.cancelled}),
     );
 }

@@ -618,9 +618,9 @@ fn c_etcd_and_our_member_elect_a_leader_and_commit_writes() {
     println!("  messages stand-in -> etcd: {}", after["out"]);
     for stats in standin.seen("pipeline_stopped") {
         println!(
-            "  pipeline to {}: accepted {} delivered {} failed {} dropped {} cancelled {}",
+            "  pipeline to {}: offered {} delivered {} failed {} dropped {} cancelled {}",
             stats["peer"].as_str().unwrap_or("?"),
-            stats["accepted"],
+            stats["offered"],
             stats["delivered"],
             stats["failed"],
             stats["dropped"],

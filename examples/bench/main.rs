@@ -54,7 +54,7 @@ impl Bench {
         let stats = self.pipeline.send(Stop).await;
         let stats = stats.map_err(|e| format!("the pipeline is gone: {e}"))?;
         let rx = self.child.stats().await?;
-        out.check(stats.accepted == stats.delivered + stats.reported(), || {
+        out.check(stats.offered == stats.delivered + stats.reported(), || {
             format!("pipeline accounting: {stats:?}")
         });
         out.check(stats.failed == 0, || {

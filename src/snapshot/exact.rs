@@ -68,7 +68,9 @@ impl Stream for ExactBody {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) if self.remaining > 0 => self.fail(Error::ShortRead),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Ready(Some(Err(e))) => self.fail(Error::Transport(e.to_string())),
+            Poll::Ready(Some(Err(e))) => {
+                self.fail(Error::transport("failed to read the snapshot database", e))
+            }
             Poll::Ready(Some(Ok(chunk))) if chunk.len() as u64 > self.remaining => {
                 self.fail(Error::ExpectEof)
             }
