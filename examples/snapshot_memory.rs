@@ -25,7 +25,7 @@ use futures::channel::oneshot;
 use futures::StreamExt;
 use rafthttp_pipeline::raftpb::{Message, MessageType};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::snapshot_receiver::{DirSink, SnapshotConfig, SnapshotSink, SnapshotWriter};
+use rafthttp_pipeline::receiver::{DirSink, SnapshotConfig, SnapshotSink, SnapshotWriter};
 use rafthttp_pipeline::*;
 use sha1::{Digest, Sha1};
 
@@ -298,7 +298,7 @@ impl Handler<ReportUnreachable> for Leader {
 }
 
 /// `bytes` pseudo-random bytes, made as they are sent, hashed on the way.
-fn database(bytes: u64, hasher: Arc<Mutex<Sha1>>) -> snapshot::SnapshotBody {
+fn database(bytes: u64, hasher: Arc<Mutex<Sha1>>) -> rafthttp_pipeline::SnapshotBody {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let block: Bytes = (0..(1 << 20) + 13)
         .map(|_| {

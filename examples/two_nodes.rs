@@ -206,7 +206,7 @@ fn snapshot(from: Id, to: Id) -> Message {
 /// Sends `msgs` as a raft node that respects backpressure does: a batch
 /// that fits the queue, then waits until the pipeline has settled it.
 async fn send_batched(p: &Addr<PipelineActor>, msgs: Vec<Message>) -> Result<(), String> {
-    for batch in msgs.chunks(rafthttp_pipeline::config::PIPELINE_BUF_SIZE) {
+    for batch in msgs.chunks(rafthttp_pipeline::PIPELINE_BUF_SIZE) {
         for msg in batch {
             if let Err(dropped) = p
                 .send(Envelope(msg.clone()))

@@ -14,7 +14,7 @@
 //!   [`ReportSnapshot`], [`PeerStatusChanged`], [`CriticalError`]).
 //! - Receiving: [`receiver::configure`] mounts etcd's `/raft` routes in your
 //!   actix-web `App` and delivers each message to your raft actor as an
-//!   [`Inbound`]; with a [`snapshot_receiver::SnapshotSink`] it also
+//!   [`Inbound`]; with a [`receiver::SnapshotSink`] it also
 //!   receives streamed snapshots.
 //!
 //! # Quick start
@@ -89,7 +89,7 @@
 //! - **Streamed**, a [`SendSnapshot`] with the `MsgSnap` and the database
 //!   as a byte stream, through `POST /raft/snapshot`, as etcd sends its
 //!   bbolt database. The receiver streams it into a
-//!   [`snapshot_receiver::SnapshotSink`] (a directory by default, written
+//!   [`receiver::SnapshotSink`] (a directory by default, written
 //!   as etcd's `SaveDBFrom` does) and hands raft the `MsgSnap` with
 //!   [`Inbound::snapshot`] saying where the database is. Memory stays flat
 //!   whatever the size: use it for a real database, and to receive one
@@ -153,38 +153,56 @@
 //!   of checks, but never panics on remote input and caps body sizes.
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
+#![warn(unreachable_pub)]
 
-pub mod body;
-pub mod config;
+mod body;
+mod config;
 mod dispatch;
-pub mod error;
+mod error;
 mod etcd_text;
-pub mod id;
+mod id;
 pub mod membership;
-pub mod messages;
+mod messages;
 pub mod nodelay;
 mod peer;
 mod peer_status;
 mod picker;
-pub mod pipeline;
+mod pipeline;
 mod pool;
 pub mod raftpb;
 pub mod receiver;
-pub mod sender;
-pub mod snapshot;
-pub mod snapshot_receiver;
-pub mod stats;
-pub mod version;
-pub mod wire;
+mod sender;
+mod snapshot;
+mod stats;
+mod version;
+mod wire;
 
-pub use config::{PipelineConfig, SenderPlacement};
-pub use error::Error;
+pub use config::{
+    PipelineConfig, SenderPlacement, CONN_PER_PIPELINE, DIAL_TIMEOUT, PIPELINE_BUF_SIZE,
+    RESPONSE_TIMEOUT, RESPONSE_TIMEOUT_PER_MIB, SNAPSHOT_STALL_TIMEOUT,
+};
+pub use error::{Error, TransportError};
 pub use id::Id;
 pub use membership::InitialCluster;
-pub use messages::*;
+pub use messages::{
+    CriticalError, Dropped, Envelope, GetStats, Inbound, PeerStatusChanged, ProcessError,
+    ReceivedSnapshot, ReportSnapshot, ReportUnreachable, ResetConnections, SendSnapshot,
+    SnapshotStatus, Stop, UpdateUrls,
+};
 pub use pipeline::{PipelineActor, Recipients};
 pub use sender::SenderActor;
+pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
 pub use stats::{FollowerStats, PipelineStats};
+pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
+
+/// Not part of the API: pieces the benchmark and the integration tests
+/// reach for to measure or build raw requests. They may change at any time.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::sender::http_client;
+    pub use crate::snapshot::frame_head;
+    pub use crate::wire::check_post_response;
+}
 
 /// Compiles the README's examples as doctests, so its quick start stays
 /// true.

@@ -20,20 +20,20 @@ pub const PROBING_PREFIX: &str = "/raft/probing";
 pub const RAFT_STREAM_PREFIX: &str = "/raft/stream";
 
 /// Content type of a pipeline body (`rafthttp/pipeline.go:138`).
-pub const CONTENT_TYPE_PROTOBUF: &str = "application/protobuf";
+pub(crate) const CONTENT_TYPE_PROTOBUF: &str = "application/protobuf";
 /// Content type of a snapshot body (`rafthttp/snapshot_sender.go:79`).
-pub const CONTENT_TYPE_OCTET_STREAM: &str = "application/octet-stream";
+pub(crate) const CONTENT_TYPE_OCTET_STREAM: &str = "application/octet-stream";
 
 /// The sender's member id, lower-case hex.
-pub const HEADER_SERVER_FROM: &str = "x-server-from";
+pub(crate) const HEADER_SERVER_FROM: &str = "x-server-from";
 /// The sender's etcd version.
-pub const HEADER_SERVER_VERSION: &str = "x-server-version";
+pub(crate) const HEADER_SERVER_VERSION: &str = "x-server-version";
 /// The lowest cluster version the sender works with.
-pub const HEADER_MIN_CLUSTER_VERSION: &str = "x-min-cluster-version";
+pub(crate) const HEADER_MIN_CLUSTER_VERSION: &str = "x-min-cluster-version";
 /// The cluster id, lower-case hex; the receiver echoes its own.
-pub const HEADER_CLUSTER_ID: &str = "x-etcd-cluster-id";
+pub(crate) const HEADER_CLUSTER_ID: &str = "x-etcd-cluster-id";
 /// The sender's URLs, comma separated.
-pub const HEADER_PEER_URLS: &str = "x-peerurls";
+pub(crate) const HEADER_PEER_URLS: &str = "x-peerurls";
 
 /// The same header names as [`HeaderName`]s, built at compile time. A
 /// lookup by `&str` parses (and, for these non-standard names, allocates)
@@ -42,22 +42,23 @@ pub(crate) mod name {
     use awc::http::header::HeaderName;
 
     /// [`HEADER_SERVER_FROM`](super::HEADER_SERVER_FROM).
-    pub const SERVER_FROM: HeaderName = HeaderName::from_static(super::HEADER_SERVER_FROM);
+    pub(crate) const SERVER_FROM: HeaderName = HeaderName::from_static(super::HEADER_SERVER_FROM);
     /// [`HEADER_SERVER_VERSION`](super::HEADER_SERVER_VERSION).
-    pub const SERVER_VERSION: HeaderName = HeaderName::from_static(super::HEADER_SERVER_VERSION);
+    pub(crate) const SERVER_VERSION: HeaderName =
+        HeaderName::from_static(super::HEADER_SERVER_VERSION);
     /// [`HEADER_MIN_CLUSTER_VERSION`](super::HEADER_MIN_CLUSTER_VERSION).
-    pub const MIN_CLUSTER_VERSION: HeaderName =
+    pub(crate) const MIN_CLUSTER_VERSION: HeaderName =
         HeaderName::from_static(super::HEADER_MIN_CLUSTER_VERSION);
     /// [`HEADER_CLUSTER_ID`](super::HEADER_CLUSTER_ID).
-    pub const CLUSTER_ID: HeaderName = HeaderName::from_static(super::HEADER_CLUSTER_ID);
+    pub(crate) const CLUSTER_ID: HeaderName = HeaderName::from_static(super::HEADER_CLUSTER_ID);
     /// [`HEADER_PEER_URLS`](super::HEADER_PEER_URLS).
-    pub const PEER_URLS: HeaderName = HeaderName::from_static(super::HEADER_PEER_URLS);
+    pub(crate) const PEER_URLS: HeaderName = HeaderName::from_static(super::HEADER_PEER_URLS);
 }
 
 /// The headers of every pipeline request from one member, built once per
 /// pipeline and shared by its senders (etcd `createPostRequest`).
 #[derive(Debug, Clone)]
-pub struct RequestHeaders {
+pub(crate) struct RequestHeaders {
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -66,7 +67,7 @@ impl RequestHeaders {
     /// `X-Server-From`, `X-Server-Version`, `X-Min-Cluster-Version`,
     /// `X-Etcd-Cluster-ID`, and `X-PeerURLs` (sorted) when local URLs are
     /// set.
-    pub fn new(config: &PipelineConfig, content_type: &'static str) -> Result<Self, Error> {
+    pub(crate) fn new(config: &PipelineConfig, content_type: &'static str) -> Result<Self, Error> {
         let mut headers = vec![
             (CONTENT_TYPE, HeaderValue::from_static(content_type)),
             header(HEADER_SERVER_FROM, &config.local_id.to_string())?,
@@ -87,7 +88,7 @@ impl RequestHeaders {
     }
 
     /// Every header, in the order they are sent.
-    pub fn iter(&self) -> impl Iterator<Item = &(HeaderName, HeaderValue)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(HeaderName, HeaderValue)> {
         self.headers.iter()
     }
 }
@@ -100,7 +101,7 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
 
 /// The URL to post to: the peer URL with its path replaced by `path`, as
 /// etcd does (`uu.Path = path`).
-pub fn request_uri(peer_url: &str, path: &str) -> Result<Uri, Error> {
+pub(crate) fn request_uri(peer_url: &str, path: &str) -> Result<Uri, Error> {
     let base = parse_peer_url(peer_url)?;
     format!("{base}{path}")
         .parse()

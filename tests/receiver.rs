@@ -19,9 +19,9 @@ use actix_web::{App, HttpServer};
 use bytes::Bytes;
 use futures::channel::oneshot;
 use prost::Message as _;
+use rafthttp_pipeline::internals::check_post_response;
 use rafthttp_pipeline::raftpb::{Entry, Message as RaftMessage, MessageType};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig, MAX_MESSAGE_BYTES};
-use rafthttp_pipeline::wire::check_post_response;
 use rafthttp_pipeline::{Error, Id, Inbound, ProcessError};
 
 /// The receiving member.

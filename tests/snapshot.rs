@@ -18,7 +18,7 @@ use rafthttp_pipeline::raftpb::{Message as RaftMessage, MessageType};
 use rafthttp_pipeline::receiver::{
     self, DirSink, ReceiverConfig, SnapshotConfig, SnapshotSink, SnapshotWriter,
 };
-use rafthttp_pipeline::snapshot::{frame_head, SnapshotBody};
+use rafthttp_pipeline::{internals::frame_head, SnapshotBody};
 use rafthttp_pipeline::{
     Error, Inbound, PipelineActor, PipelineConfig, PipelineStats, ProcessError, ReceivedSnapshot,
     SendSnapshot, SnapshotStatus, Stop,

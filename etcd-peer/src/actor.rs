@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use log::{info, warn};
 use rafthttp_pipeline::raftpb::{Message, MessageType};
-use rafthttp_pipeline::snapshot_receiver::ReceivedSnapshot;
+use rafthttp_pipeline::ReceivedSnapshot;
 use rafthttp_pipeline::{
     Envelope, Id, Inbound, PeerStatusChanged, PipelineActor, PipelineStats, ProcessError,
     ReportSnapshot, ReportUnreachable, SnapshotStatus, Stop,

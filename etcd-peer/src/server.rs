@@ -14,8 +14,8 @@ use actix_web::dev::{ServerHandle, Service};
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use rafthttp_pipeline::membership::{InitialCluster, Member};
+use rafthttp_pipeline::receiver::SnapshotConfig;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::snapshot_receiver::SnapshotConfig;
 use rafthttp_pipeline::{Id, PipelineActor, PipelineConfig, PipelineStats, Recipients};
 use serde_json::json;
 

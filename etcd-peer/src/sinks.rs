@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rafthttp_pipeline::snapshot_receiver::{DirSink, SnapshotSink, SnapshotWriter};
+use rafthttp_pipeline::receiver::{DirSink, SnapshotSink, SnapshotWriter};
 use serde_json::json;
 
 use crate::events::{memory, Events};
@@ -124,7 +124,7 @@ impl Drop for StandInWriter {
 mod tests {
     use std::path::PathBuf;
 
-    use rafthttp_pipeline::snapshot_receiver::SnapshotSink;
+    use rafthttp_pipeline::receiver::SnapshotSink;
 
     use super::StandInSink;
     use crate::events::Events;

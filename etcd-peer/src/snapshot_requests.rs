@@ -12,7 +12,7 @@ use actix_web::http::Method;
 use actix_web::HttpMessage;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use rafthttp_pipeline::wire::RAFT_SNAPSHOT_PREFIX;
+use rafthttp_pipeline::receiver::RAFT_SNAPSHOT_PREFIX;
 use serde_json::json;
 
 use crate::events::Events;

@@ -10,8 +10,8 @@ use awc::http::header::CONTENT_TYPE;
 use awc::http::{StatusCode, Uri};
 use bytes::Bytes;
 use prost::Message as _;
-use rafthttp_pipeline::config::{CONN_PER_PIPELINE, DIAL_TIMEOUT};
-use rafthttp_pipeline::sender::http_client;
+use rafthttp_pipeline::internals::http_client;
+use rafthttp_pipeline::{CONN_PER_PIPELINE, DIAL_TIMEOUT};
 
 use crate::args::Args;
 use crate::child::ReceiverChild;

@@ -86,7 +86,6 @@ use actix_web::{web, HttpRequest};
 
 use crate::id::Id;
 use crate::messages::Inbound;
-use crate::wire::{PROBING_PREFIX, RAFT_PREFIX, RAFT_SNAPSHOT_PREFIX, RAFT_STREAM_PREFIX};
 
 mod answer;
 mod checks;
@@ -97,6 +96,7 @@ mod snapshot;
 mod version;
 mod worker;
 
+pub use crate::wire::{PROBING_PREFIX, RAFT_PREFIX, RAFT_SNAPSHOT_PREFIX, RAFT_STREAM_PREFIX};
 pub use sink::{db_file_name, DirSink, SnapshotSink, SnapshotWriter};
 pub use snapshot::{SnapshotConfig, WRITE_BATCH_BYTES};
 
