@@ -33,8 +33,11 @@ use payload::{peer_uris, Payload, PeerUris};
 pub use recipients::Recipients;
 use senders::start_senders;
 
-/// etcd's pipeline to one remote peer, as an actor. See the
-/// [module docs](self) and the crate docs.
+/// etcd's pipeline to one remote peer (`rafthttp/pipeline.go`), as an
+/// actor: a bounded queue drained by `connections` supervised
+/// [`SenderActor`]s, every outcome reported to raft. Start it with
+/// [`PipelineActor::start`] and send it [`Envelope`](crate::Envelope)s; the
+/// crate docs describe backpressure, stop and timeouts.
 pub struct PipelineActor {
     config: PipelineConfig,
     recipients: Recipients,
