@@ -6,6 +6,7 @@ use actix::ArbiterHandle;
 
 use crate::error::Error;
 use crate::id::Id;
+use crate::peer_url::PeerUrl;
 use crate::version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
 /// How many senders, hence POSTs in flight, a pipeline has
@@ -196,8 +197,11 @@ impl PipelineConfig {
         if timeouts.iter().any(Duration::is_zero) {
             return Err(Error::InvalidConfig("timeouts must be non-zero".into()));
         }
-        for url in self.peer_urls.iter().chain(&self.local_urls) {
-            crate::picker::parse_peer_url(url)?;
+        for url in &self.peer_urls {
+            crate::picker::pipeline_url(url)?;
+        }
+        for url in &self.local_urls {
+            PeerUrl::parse(url)?;
         }
         Ok(())
     }

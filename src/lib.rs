@@ -166,6 +166,7 @@ mod messages;
 pub mod nodelay;
 mod peer;
 mod peer_status;
+mod peer_url;
 mod picker;
 mod pipeline;
 mod pool;
@@ -189,6 +190,7 @@ pub use messages::{
     ReceivedSnapshot, ReportSnapshot, ReportUnreachable, ResetConnections, SendSnapshot,
     SnapshotStatus, Stop, UpdateUrls,
 };
+pub use peer_url::PeerUrl;
 pub use pipeline::{PipelineActor, Recipients};
 pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};

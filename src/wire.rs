@@ -2,13 +2,13 @@
 //! read: etcd's `createPostRequest` and `checkPostResponse`
 //! (`rafthttp/util.go:63-103`). Pure functions, no I/O.
 
-use awc::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use awc::http::{StatusCode, Uri};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{StatusCode, Uri};
 
 use crate::config::PipelineConfig;
 use crate::error::Error;
 use crate::etcd_text::{go_status_text, ERR_CLUSTER_ID_MISMATCH, ERR_INCOMPATIBLE_VERSION};
-use crate::picker::parse_peer_url;
+use crate::peer_url::PeerUrl;
 
 /// The pipeline's path (etcd `RaftPrefix`, `rafthttp/http.go:48`).
 pub const RAFT_PREFIX: &str = "/raft";
@@ -79,7 +79,7 @@ impl RequestHeaders {
             let mut urls = config
                 .local_urls
                 .iter()
-                .map(|u| parse_peer_url(u))
+                .map(|u| PeerUrl::parse(u).map(String::from))
                 .collect::<Result<Vec<_>, _>>()?;
             urls.sort();
             headers.push(header(HEADER_PEER_URLS, &urls.join(","))?);
@@ -101,11 +101,10 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
 
 /// The URL to post to: the peer URL with its path replaced by `path`, as
 /// etcd does (`uu.Path = path`).
-pub(crate) fn request_uri(peer_url: &str, path: &str) -> Result<Uri, Error> {
-    let base = parse_peer_url(peer_url)?;
-    format!("{base}{path}")
+pub(crate) fn request_uri(peer_url: &PeerUrl, path: &str) -> Result<Uri, Error> {
+    format!("{peer_url}{path}")
         .parse()
-        .map_err(|_| Error::InvalidUrl(peer_url.to_owned()))
+        .map_err(|_| Error::InvalidUrl(peer_url.to_string()))
 }
 
 /// Maps a pipeline answer to an outcome, as etcd's `checkPostResponse`:
@@ -181,8 +180,9 @@ mod tests {
     }
 
     #[test]
-    fn request_uri_replaces_the_path() {
-        let uri = request_uri("http://localhost:2380/some/path", RAFT_PREFIX).unwrap();
+    fn request_uri_appends_the_path() {
+        let url = PeerUrl::parse("http://localhost:2380").unwrap();
+        let uri = request_uri(&url, RAFT_PREFIX).unwrap();
         assert_eq!(uri.to_string(), "http://localhost:2380/raft");
     }
 

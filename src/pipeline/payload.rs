@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::body::Body;
 use crate::error::Error;
 use crate::peer::WireLen;
+use crate::peer_url::PeerUrl;
 use crate::raftpb::Message;
 use crate::snapshot::{frame_head, SnapshotBody};
 use crate::wire::{request_uri, RAFT_PREFIX, RAFT_SNAPSHOT_PREFIX};
@@ -72,8 +73,8 @@ pub(super) struct PeerUris {
 }
 
 /// The request URIs for each of `urls`, in the same order.
-pub(super) fn peer_uris(urls: &[String]) -> Result<Vec<PeerUris>, Error> {
-    let uris = |u: &String| {
+pub(super) fn peer_uris(urls: &[PeerUrl]) -> Result<Vec<PeerUris>, Error> {
+    let uris = |u: &PeerUrl| {
         Ok(PeerUris {
             raft: request_uri(u, RAFT_PREFIX)?,
             snapshot: request_uri(u, RAFT_SNAPSHOT_PREFIX)?,

@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use log::warn;
 
 use crate::id::Id;
-use crate::picker::parse_peer_url;
+use crate::peer_url::PeerUrl;
 use crate::version::{check_version_compatibility, parse_version_header, Version, SERVER_VERSION};
 use crate::wire::{
     HEADER_MIN_CLUSTER_VERSION, HEADER_PEER_URLS, HEADER_SERVER_FROM, HEADER_SERVER_VERSION,
@@ -225,7 +225,7 @@ fn sender_urls(value: Option<&[u8]>) -> Vec<String> {
             return Some(Vec::new());
         }
         list.split(',')
-            .map(|url| parse_peer_url(url.trim()).ok())
+            .map(|url| PeerUrl::parse(url).ok().map(String::from))
             .collect::<Option<Vec<_>>>()
     });
     parsed.unwrap_or_else(|| {
@@ -273,9 +273,16 @@ mod tests {
 
     #[test]
     fn peer_urls_are_all_or_nothing() {
-        let urls = sender_urls(Some(b"http://a:2380, https://b:2380/"));
+        let urls = sender_urls(Some(b"http://a:2380, https://b:2380"));
         assert_eq!(urls, ["http://a:2380", "https://b:2380"]);
-        for bad in ["http://a:2380,::", "%%%", ",", "http://a:2380,"] {
+        // A path, even "/", is refused by etcd's types.NewURLs.
+        for bad in [
+            "http://a:2380,::",
+            "%%%",
+            ",",
+            "http://a:2380,",
+            "http://a:2380/",
+        ] {
             assert!(sender_urls(Some(bad.as_bytes())).is_empty(), "{bad}");
         }
         assert!(sender_urls(None).is_empty());
