@@ -133,7 +133,7 @@ async fn pipeline_send_failed_records_failure_in_follower_stats() {
 async fn pipeline_post_sends_etcds_request() {
     let peer = FakePeer::start(Behaviour::Status(204, ""));
     let rec = Recording::start();
-    let cfg = config(vec![format!("{}/ignored/path", peer.url)]).local_urls(vec![
+    let cfg = config(vec![peer.url.clone()]).local_urls(vec![
         "http://127.0.0.1:9".into(),
         "http://127.0.0.1:1".into(),
     ]);
