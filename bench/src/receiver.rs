@@ -24,7 +24,7 @@ use rafthttp_pipeline::*;
 
 use crate::args::{Args, Placement};
 use crate::messages::{app_resp, payload_len, A, B, CLUSTER};
-use crate::probe::{cpu_seconds, status_kb, unix_ns};
+use crate::probe::{cpu_seconds, status_kb, unix_ns, wakeups};
 
 /// How often `WAIT` looks at the count.
 const WAIT_POLL: Duration = Duration::from_millis(1);
@@ -199,5 +199,6 @@ fn stats(counts: &Counts) -> serde_json::Value {
         "hwm_kb": status_kb("VmHWM"),
         "rss_kb": status_kb("VmRSS"),
         "cpu_s": cpu_seconds(),
+        "wakeups": wakeups(),
     })
 }
