@@ -21,7 +21,10 @@ use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
 use rafthttp_pipeline::raftpb::MessageType;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::*;
+use rafthttp_pipeline::{
+    Error, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
+    ReportUnreachable, SnapshotStatus,
+};
 
 use crate::args::Placement;
 use crate::messages::{peer, A, CLUSTER};

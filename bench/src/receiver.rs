@@ -20,7 +20,10 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rafthttp_pipeline::raftpb::MessageType;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::*;
+use rafthttp_pipeline::{
+    Envelope, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
+    ReportUnreachable,
+};
 
 use crate::args::{Args, Placement};
 use crate::messages::{app_resp, payload_len, A, B, CLUSTER};
