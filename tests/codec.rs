@@ -1,7 +1,7 @@
 //! `raftpb` wire compatibility with etcd 3.4.23.
 //!
-//! Ground truth is `../shared/testdata/raftpb/` (made by etcd's own generated
-//! gogoproto code; read in place, never copied) plus the hand vectors of
+//! Ground truth is `tests/data/raftpb/` (made by etcd's own generated
+//! gogoproto code; never edited) plus the hand vectors of
 //! ETCD-RAFTHTTP.md §7.3 and the newer-raft encodings of §7.5.
 
 use std::collections::BTreeSet;
@@ -14,7 +14,7 @@ use rafthttp_pipeline::raftpb::{
 };
 use serde_json::Value;
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/raftpb");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/raftpb");
 
 /// Decode cases that etcd 3.4.23 accepts but we reject. Each one is malformed
 /// protobuf that etcd's generated decoder lets through by accident; none is a

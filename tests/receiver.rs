@@ -33,7 +33,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 const DECODE_CASES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/testdata/raftpb/decode_cases.json"
+    "/tests/data/raftpb/decode_cases.json"
 );
 
 // ---------------------------------------------------------------------------

@@ -141,6 +141,7 @@ pub fn start_on(
             .configure(receiver::configure(receiver_config.clone()))
     })
     .on_connect(|conn, data| {
+        rafthttp_pipeline::nodelay::on_connect(conn, data);
         if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
             data.insert(PeerSocket(tcp.as_raw_fd()));
         }

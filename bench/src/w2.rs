@@ -84,7 +84,7 @@ async fn burst(b: &mut Bench, data: &Bytes) -> Result<Instant, String> {
 }
 
 async fn send(b: &Bench, k: usize, data: &Bytes) -> Result<(), String> {
-    let answer = b.pipeline.send(Envelope(msg_snap(k, data))).await;
+    let answer = b.pipeline().send(Envelope(msg_snap(k, data))).await;
     match answer.map_err(|e| format!("the pipeline is gone: {e}"))? {
         Ok(()) => Ok(()),
         Err(dropped) => Err(format!("snapshot {k}: {dropped}")),

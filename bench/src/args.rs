@@ -50,6 +50,12 @@ pub struct Args {
     pub serial: bool,
     pub retry_sleep: Duration,
     pub timeout: Duration,
+    /// W1: pipelines in node A, one per peer, messages dealt round-robin;
+    /// every peer is served by the one receiver process.
+    pub peers: usize,
+    /// W1: a window this long, after the warm-up, in which nothing is
+    /// sent: each side's CPU time and wake-ups while idle. Zero: none.
+    pub idle: Duration,
     /// Where the pipelines' senders run; `None` keeps the library's default.
     pub placement: Option<Placement>,
     /// Receiver only: answer each MsgApp with a MsgAppResp to this URL.
@@ -80,6 +86,8 @@ impl Default for Args {
             serial: false,
             retry_sleep: Duration::from_micros(50),
             timeout: Duration::from_secs(180),
+            peers: 1,
+            idle: Duration::ZERO,
             placement: None,
             echo_to: None,
         }
@@ -88,8 +96,10 @@ impl Default for Args {
 
 pub const USAGE: &str = "usage: bench [--workload w1|w2|w3] [--mode retry|drop] [--floor]
              [--n N] [--warmup N] [--entry-size BYTES] [--retry-sleep 50us]
+             [--peers K] [--idle 5s]
              [--snap-size BYTES] [--snap-count N] [--serial] [--timeout 180s]
-             [--placement pool|current]";
+             [--placement pool|current]
+       bench plot RESULTS.jsonl... > sweep.svg";
 
 impl Placement {
     /// Sets this placement on `config`; `None` leaves the default.
@@ -144,6 +154,8 @@ impl Args {
             "--snap-count" => self.snap_count = number(name, value)?,
             "--retry-sleep" => self.retry_sleep = duration(value)?,
             "--timeout" => self.timeout = duration(value)?,
+            "--peers" => self.peers = number(name, value)?,
+            "--idle" => self.idle = duration(value)?,
             "--placement" => self.placement = Some(parse_placement(value)?),
             "--echo-to" => self.echo_to = Some(value.to_owned()),
             _ => return Err(format!("unknown flag {name}\n{USAGE}")),
@@ -160,6 +172,13 @@ impl Args {
         }
         if self.workload == Workload::W3 && self.n == 0 {
             return Err("--n must be at least 1 for W3".into());
+        }
+        if self.peers == 0 {
+            return Err("--peers must be at least 1".into());
+        }
+        let w1_only = self.peers > 1 || !self.idle.is_zero();
+        if w1_only && (self.workload != Workload::W1 || self.floor) {
+            return Err("--peers and --idle apply to W1 only".into());
         }
         Ok(self)
     }

@@ -5,7 +5,7 @@
 //! both compute a SHA-1 of the bytes on the fly, which must agree.
 //!
 //! ```text
-//! cargo run --release --example snapshot_memory [-- BYTES]
+//! cargo run --release -p rafthttp-bench --bin snapshot_memory [-- BYTES]
 //! ```
 //!
 //! The example runs itself twice more: `receive DIR` and `send URL BYTES`.

@@ -20,11 +20,14 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rafthttp_pipeline::raftpb::MessageType;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::*;
+use rafthttp_pipeline::{
+    Envelope, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
+    ReportUnreachable,
+};
 
 use crate::args::{Args, Placement};
 use crate::messages::{app_resp, payload_len, A, B, CLUSTER};
-use crate::probe::{cpu_seconds, status_kb, unix_ns};
+use crate::probe::{cpu_seconds, status_kb, unix_ns, wakeups};
 
 /// How often `WAIT` looks at the count.
 const WAIT_POLL: Duration = Duration::from_millis(1);
@@ -120,6 +123,7 @@ fn raft_server(listener: TcpListener, counts: Arc<Counts>, args: &Args) -> std::
         let config = ReceiverConfig::new(B, CLUSTER, raft.recipient());
         App::new().configure(receiver::configure(config))
     });
+    let server = server.on_connect(rafthttp_pipeline::nodelay::on_connect);
     Ok(server.workers(1).disable_signals().listen(listener)?.run())
 }
 
@@ -135,6 +139,7 @@ fn floor_server(listener: TcpListener, counts: Arc<Counts>) -> std::io::Result<S
             }),
         )
     });
+    let server = server.on_connect(rafthttp_pipeline::nodelay::on_connect);
     Ok(server.workers(1).disable_signals().listen(listener)?.run())
 }
 
@@ -199,5 +204,6 @@ fn stats(counts: &Counts) -> serde_json::Value {
         "hwm_kb": status_kb("VmHWM"),
         "rss_kb": status_kb("VmRSS"),
         "cpu_s": cpu_seconds(),
+        "wakeups": wakeups(),
     })
 }

@@ -21,10 +21,13 @@ use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
 use rafthttp_pipeline::raftpb::MessageType;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::*;
+use rafthttp_pipeline::{
+    Error, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
+    ReportUnreachable, SnapshotStatus,
+};
 
 use crate::args::Placement;
-use crate::messages::{A, B, CLUSTER};
+use crate::messages::{peer, A, CLUSTER};
 use crate::probe::unix_ns;
 
 /// What A's raft actor tells the driver.
@@ -123,6 +126,7 @@ impl NodeA {
             App::new().configure(receiver::configure(config))
         })
         .workers(1)
+        .on_connect(rafthttp_pipeline::nodelay::on_connect)
         .disable_signals()
         .listen(listener)?
         .run();
@@ -139,18 +143,23 @@ impl NodeA {
         })
     }
 
-    /// A's pipeline to B on `port`, with the library's defaults unless
-    /// `--placement` says where its senders run.
-    pub fn pipeline_to(
+    /// A's pipelines, one to each of `peers` peers, all served by B on
+    /// `port`, with the library's defaults unless `--placement` says
+    /// where their senders run.
+    pub fn pipelines_to(
         &self,
         port: u16,
+        peers: usize,
         placement: Option<Placement>,
-    ) -> Result<Addr<PipelineActor>, Error> {
-        let peer = format!("http://127.0.0.1:{port}");
-        let config =
-            PipelineConfig::new(A, B, CLUSTER, vec![peer]).local_urls(vec![self.url.clone()]);
-        let config = Placement::apply(placement, config);
-        PipelineActor::start(config, Recipients::from_addr(&self.raft))
+    ) -> Result<Vec<Addr<PipelineActor>>, Error> {
+        let url = format!("http://127.0.0.1:{port}");
+        let pipeline = |p| {
+            let config = PipelineConfig::new(A, peer(p), CLUSTER, vec![url.clone()])
+                .local_urls(vec![self.url.clone()]);
+            let config = Placement::apply(placement, config);
+            PipelineActor::start(config, Recipients::from_addr(&self.raft))
+        };
+        (0..peers).map(pipeline).collect()
     }
 
     /// The next event, or `None` after `timeout`.

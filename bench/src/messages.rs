@@ -1,5 +1,6 @@
 //! The members and the messages of the workloads, exactly as the Go
-//! harness builds them (`msgApp`, W2's `mk`, W3's echo).
+//! harness (`etcd-go/cmd/pipebench`) builds them (`msgApp`, W2's `mk`,
+//! W3's echo).
 
 use bytes::Bytes;
 use rafthttp_pipeline::raftpb::{ConfState, Entry, EntryType, Message, MessageType, Snapshot};
@@ -11,6 +12,13 @@ pub const A: Id = Id(1);
 pub const B: Id = Id(2);
 /// The cluster both belong to.
 pub const CLUSTER: Id = Id(0xc1a55);
+
+/// The id of A's `p`-th peer under `--peers`: B, B + 1, ... All of them
+/// are served by B's one receiver, which, like etcd's pipeline handler,
+/// does not look at a message's `to`.
+pub fn peer(p: usize) -> Id {
+    Id(B.0 + p as u64)
+}
 
 /// W1/W3 entry data: `size` bytes counting up.
 pub fn entry_data(size: usize) -> Bytes {
@@ -25,12 +33,12 @@ pub fn snapshot_data(size: usize) -> Bytes {
         .into()
 }
 
-/// The `i`-th MsgApp: one entry at index `i + 1`.
-pub fn msg_app(i: u64, data: &Bytes) -> Message {
+/// The `i`-th MsgApp to `to`: one entry at index `i + 1`.
+pub fn msg_app(i: u64, to: Id, data: &Bytes) -> Message {
     let index = i + 1;
     Message {
         r#type: MessageType::MsgApp as i32,
-        to: B.0,
+        to: to.0,
         from: A.0,
         term: 1,
         log_term: 1,

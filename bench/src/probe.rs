@@ -1,19 +1,32 @@
 //! What a process costs, read the way the Go harness reads it: CPU time
-//! from `getrusage`, peak RSS from `VmHWM`, the machine's busy time from
-//! `/proc/stat`, and wall-clock nanoseconds that both processes share.
+//! and context switches from `getrusage`, peak RSS from `VmHWM`, the
+//! machine's busy time from `/proc/stat`, and wall-clock nanoseconds that
+//! both processes share.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// User plus system CPU seconds this process has used, all threads.
-pub fn cpu_seconds() -> f64 {
+/// This process's `getrusage(RUSAGE_SELF)`: all its threads, live or gone.
+fn rusage() -> libc::rusage {
     // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
+    unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_SELF, &mut usage);
         usage
-    };
+    }
+}
+
+/// User plus system CPU seconds this process has used, all threads.
+pub fn cpu_seconds() -> f64 {
+    let usage = rusage();
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// Voluntary context switches of all this process's threads: each is a
+/// thread that went to sleep and had to be woken again, so over an idle
+/// window they count the process's wake-ups.
+pub fn wakeups() -> u64 {
+    rusage().ru_nvcsw as u64
 }
 
 /// A `kB` line of `/proc/self/status`, e.g. `VmHWM` (peak RSS); -1 when

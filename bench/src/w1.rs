@@ -1,6 +1,9 @@
-//! W1: MsgApps with one 256-byte entry, as fast as the pipeline takes
-//! them. `retry` resends a dropped message after `--retry-sleep`; `drop`
-//! counts it and goes on.
+//! W1: MsgApps with one entry of `--entry-size` bytes (256 by default),
+//! as fast as the pipelines take them, dealt round-robin over `--peers`
+//! pipelines (one by default). `retry` resends a dropped message after
+//! `--retry-sleep`; `drop` counts it and goes on. With `--idle`, an idle
+//! window after the warm-up measures what the open pipelines cost while
+//! nothing is sent.
 
 use std::time::Duration;
 
@@ -11,7 +14,8 @@ use rafthttp_pipeline::{Envelope, PipelineActor};
 
 use crate::args::Mode;
 use crate::child::{ReceiverChild, ReceiverStats};
-use crate::messages::{entry_data, msg_app};
+use crate::idle::Idle;
+use crate::messages::{entry_data, msg_app, peer, B};
 use crate::probe::{status_kb, unix_ns, CpuSpent, Mark};
 use crate::report::Outcome;
 use crate::Bench;
@@ -26,6 +30,8 @@ struct Sent {
 pub async fn run(b: &mut Bench) -> Result<Outcome, String> {
     let data = entry_data(b.args.entry_size);
     warm_up(b, &data).await?;
+    let idle = Idle::measure(&mut b.child, b.args.idle).await?;
+    let rss_kb = status_kb("VmRSS");
     let opened = OpenWindow::open(&mut b.child).await?;
     let sent = send_all(b, &data).await?;
     let n = b.args.n;
@@ -37,13 +43,17 @@ pub async fn run(b: &mut Bench) -> Result<Outcome, String> {
         Mode::Drop => "drop",
     };
     let mut out = Outcome::new("w1", mode, n);
-    throughput(&mut out, delivered, &window, &rx);
+    throughput(&mut out, delivered, b.args.entry_size, &window, &rx);
     out.set("dropped", sent.dropped);
     out.set("retries", sent.retries);
     out.set(
         "wire_bytes_per_msg",
-        prost::Message::encoded_len(&msg_app(1, &data)),
+        prost::Message::encoded_len(&msg_app(1, B, &data)),
     );
+    per_peer(&mut out, b, rss_kb, &rx);
+    if let Some(idle) = idle {
+        idle.record(&mut out, b.args.peers);
+    }
     out.check(delivered == n - sent.dropped, || {
         format!(
             "delivered {delivered} != sent {n} - dropped {}",
@@ -53,11 +63,27 @@ pub async fn run(b: &mut Bench) -> Result<Outcome, String> {
     Ok(out)
 }
 
+/// The number of peers and A's memory per peer: its `VmRSS` after the
+/// warm-up (and the idle window) less its `VmRSS` before the pipelines
+/// were started, divided among the peers.
+fn per_peer(out: &mut Outcome, b: &Bench, rss_kb: i64, rx: &ReceiverStats) {
+    let peers = b.args.peers;
+    out.set("peers", peers);
+    out.set("sender_rss_base_kb", b.rss_base_kb);
+    out.set("sender_rss_kb", rss_kb);
+    out.set(
+        "rss_per_peer_kb",
+        (rss_kb - b.rss_base_kb) as f64 / peers as f64,
+    );
+    out.set("receiver_rss_kb", rx.rss_kb);
+}
+
 /// Sends `--warmup` messages (retrying drops) and waits until B has them,
 /// so the measured phase starts on open connections.
 pub async fn warm_up(b: &mut Bench, data: &Bytes) -> Result<(), String> {
     for i in 0..b.args.warmup {
-        send_retry(&b.pipeline, msg_app(i, data), b.args.retry_sleep).await?;
+        let (pipeline, m) = dealt(b, i, data);
+        send_retry(pipeline, m, b.args.retry_sleep).await?;
     }
     wait_all(&mut b.child, b.args.warmup, b.args.timeout, "warm-up").await
 }
@@ -79,13 +105,19 @@ pub async fn wait_all(
 async fn send_all(b: &Bench, data: &Bytes) -> Result<Sent, String> {
     let mut sent = Sent::default();
     for i in b.args.warmup..b.args.warmup + b.args.n {
-        let m = msg_app(i, data);
+        let (pipeline, m) = dealt(b, i, data);
         match b.args.mode {
-            Mode::Retry => sent.retries += send_retry(&b.pipeline, m, b.args.retry_sleep).await?,
-            Mode::Drop => sent.dropped += u64::from(!offer(&b.pipeline, m).await?),
+            Mode::Retry => sent.retries += send_retry(pipeline, m, b.args.retry_sleep).await?,
+            Mode::Drop => sent.dropped += u64::from(!offer(pipeline, m).await?),
         }
     }
     Ok(sent)
+}
+
+/// Message `i` and the pipeline it goes to: peer `i mod peers`.
+fn dealt<'b>(b: &'b Bench, i: u64, data: &Bytes) -> (&'b Addr<PipelineActor>, Message) {
+    let p = (i % b.pipelines.len() as u64) as usize;
+    (&b.pipelines[p], msg_app(i, peer(p), data))
 }
 
 /// Offers `m` until the pipeline takes it, pausing `sleep` after each
@@ -166,15 +198,24 @@ pub struct Window {
 }
 
 /// W1's figures, as the Go harness computes them: delivered per second
-/// from the first send to B's last `Process`, CPU per delivered message
-/// on each side, peak RSS of each side.
-pub fn throughput(out: &mut Outcome, delivered: u64, window: &Window, rx: &ReceiverStats) {
-    let elapsed_s = (window.last_ns - window.t0_ns) as f64 / 1e9;
+/// from the first send to B's last `Process`, entry bytes (10^6) per
+/// second, CPU per delivered message on each side, peak RSS of each side.
+pub fn throughput(
+    out: &mut Outcome,
+    delivered: u64,
+    entry_bytes: usize,
+    window: &Window,
+    rx: &ReceiverStats,
+) {
+    let elapsed_s = ((window.last_ns - window.t0_ns) as f64 / 1e9).max(1e-9);
     let cpu = CpuSpent::between(window.before, window.after);
     let (sender_us, receiver_us) = cpu.per_unit_us(delivered);
+    let per_s = delivered as f64 / elapsed_s;
     out.set("delivered", delivered);
     out.set("elapsed_s", elapsed_s);
-    out.set("delivered_per_s", delivered as f64 / elapsed_s.max(1e-9));
+    out.set("delivered_per_s", per_s);
+    out.set("entry_bytes", entry_bytes);
+    out.set("mb_per_s", per_s * entry_bytes as f64 / 1e6);
     out.set("sender_cpu_us_per_unit", sender_us);
     out.set("receiver_cpu_us_per_unit", receiver_us);
     out.set("sender_hwm_kb", status_kb("VmHWM"));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rafthttp_pipeline::raftpb::Message;
 use rafthttp_pipeline::Envelope;
 
-use crate::messages::{entry_data, msg_app};
+use crate::messages::{entry_data, msg_app, B};
 use crate::node::{Echo, Event};
 use crate::probe::{status_kb, unix_ns, CpuSpent, Mark};
 use crate::report::{percentile, Outcome};
@@ -46,7 +46,7 @@ pub async fn run(b: &mut Bench) -> Result<Outcome, String> {
     let before = Mark::now(b.child.stats().await?.cpu_s);
     let mut samples = Samples::default();
     for i in 0..total {
-        let (t0, t0_ns, echo) = round_trip(b, msg_app(i, &data)).await?;
+        let (t0, t0_ns, echo) = round_trip(b, msg_app(i, B, &data)).await?;
         if i >= b.args.warmup {
             samples.add(t0, t0_ns, &echo);
         }
@@ -73,7 +73,7 @@ pub async fn run(b: &mut Bench) -> Result<Outcome, String> {
 async fn round_trip(b: &mut Bench, m: Message) -> Result<(Instant, i64, Echo), String> {
     let index = m.entries[0].index;
     let (t0, t0_ns) = (Instant::now(), unix_ns());
-    let answer = b.pipeline.send(Envelope(m)).await;
+    let answer = b.pipeline().send(Envelope(m)).await;
     if let Err(dropped) = answer.map_err(|e| format!("the pipeline is gone: {e}"))? {
         return Err(format!("message {index}: {dropped}"));
     }

@@ -15,7 +15,7 @@ use rafthttp_pipeline::{CONN_PER_PIPELINE, DIAL_TIMEOUT};
 
 use crate::args::Args;
 use crate::child::ReceiverChild;
-use crate::messages::{entry_data, msg_app};
+use crate::messages::{entry_data, msg_app, B};
 use crate::report::Outcome;
 use crate::w1::{throughput, wait_all, OpenWindow};
 
@@ -32,7 +32,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let target = Target {
         client: http_client(DIAL_TIMEOUT),
         uri: uri.parse().map_err(|e| format!("{uri}: {e}"))?,
-        body: msg_app(0, &entry_data(args.entry_size))
+        body: msg_app(0, B, &entry_data(args.entry_size))
             .encode_to_vec()
             .into(),
     };
@@ -44,7 +44,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
     let (processed, window, rx) = opened.close(&mut child, target_count, args.timeout).await?;
     let delivered = processed.saturating_sub(args.warmup);
     let mut out = Outcome::new("w1", "floor", args.n);
-    throughput(&mut out, delivered, &window, &rx);
+    throughput(&mut out, delivered, args.entry_size, &window, &rx);
     out.set("dropped", 0);
     out.set("errors", warm_errors + errors);
     out.set("wire_bytes_per_msg", target.body.len());

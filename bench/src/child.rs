@@ -22,7 +22,10 @@ pub struct ReceiverStats {
     pub processed: u64,
     pub payload_bytes: u64,
     pub hwm_kb: i64,
+    pub rss_kb: i64,
     pub cpu_s: f64,
+    /// Voluntary context switches, all threads (see `probe::wakeups`).
+    pub wakeups: u64,
 }
 
 /// The running receiver child.
@@ -96,7 +99,9 @@ impl ReceiverChild {
             processed: v["processed"].as_u64().unwrap_or(0),
             payload_bytes: v["payload_bytes"].as_u64().unwrap_or(0),
             hwm_kb: v["hwm_kb"].as_i64().unwrap_or(-1),
+            rss_kb: v["rss_kb"].as_i64().unwrap_or(-1),
             cpu_s: v["cpu_s"].as_f64().unwrap_or(0.0),
+            wakeups: v["wakeups"].as_u64().unwrap_or(0),
         })
     }
 

@@ -1,29 +1,36 @@
-//! Benchmarks the pipeline with the workloads of etcd's own Go harness
-//! (`../shared/bench/etcd-go-baseline`, `cmd/pipebench`), with the same
-//! definitions and the same `RESULT {json}` field names, so the two can be
-//! compared side by side (`bench/compare.sh`).
+//! Benchmarks the pipeline with the workloads of our Go harness for
+//! etcd 3.4.23's own pipeline (`bench/etcd-go`, `cmd/pipebench`), with the
+//! same definitions, the same flags and the same `RESULT {json}` field
+//! names, so the two can be compared side by side (`bench/compare.sh`).
 //!
-//! The sender, node A with a [`PipelineActor`] to B, runs in this process.
-//! The receiver, node B with our actix-web receiver and a counting raft
-//! actor, is this same binary started as a child with `--role receiver`;
-//! each side's CPU time and peak RSS are measured on its own.
+//! The sender, node A with a [`PipelineActor`] to B (or one to each of
+//! `--peers` peers), runs in this process. The receiver, node B with our
+//! actix-web receiver and a counting raft actor, is this same binary
+//! started as a child with `--role receiver`; each side's CPU time and
+//! peak RSS are measured on its own.
 //!
 //! ```text
-//! cargo run --release --example bench -- --workload w1 --mode retry --n 200000
-//! cargo run --release --example bench -- --workload w2 --snap-size 67108864 --snap-count 4 --serial
-//! cargo run --release --example bench -- --workload w3 --n 1000 --warmup 200
-//! cargo run --release --example bench -- --floor --n 200000
+//! cargo run --release -p rafthttp-bench -- --workload w1 --mode retry --n 200000
+//! cargo run --release -p rafthttp-bench -- --workload w1 --mode retry --entry-size 1048576 --n 5000
+//! cargo run --release -p rafthttp-bench -- --workload w1 --mode retry --peers 16 --idle 5s
+//! cargo run --release -p rafthttp-bench -- --workload w2 --snap-size 67108864 --snap-count 4 --serial
+//! cargo run --release -p rafthttp-bench -- --workload w3 --n 1000 --warmup 200
+//! cargo run --release -p rafthttp-bench -- --floor --n 200000
+//! cargo run --release -p rafthttp-bench -- plot results.jsonl > sweep.svg
 //! ```
 //!
 //! Each run checks itself (delivered plus dropped is what was sent, B
-//! counted what A's pipeline delivered, no POST failed, every message is
+//! processed what A's pipelines delivered, no POST failed, every message is
 //! accounted for after `Stop`) and exits non-zero when a check fails.
 
 mod args;
 mod child;
+mod ending;
 mod floor;
+mod idle;
 mod messages;
 mod node;
+mod plot;
 mod probe;
 mod receiver;
 mod report;
@@ -32,46 +39,54 @@ mod w2;
 mod w3;
 
 use actix::Addr;
-use rafthttp_pipeline::{PipelineActor, Stop};
+use rafthttp_pipeline::{GetStats, PipelineActor, Stop};
 
 use crate::args::{Args, Role, Workload};
 use crate::child::ReceiverChild;
+use crate::ending::Ending;
 use crate::node::NodeA;
 use crate::report::Outcome;
 
-/// Everything a workload drives: the flags, B, A, and A's pipeline to B.
+/// Everything a workload drives: the flags, B, A, and A's pipelines to B.
 pub struct Bench {
     args: Args,
     child: ReceiverChild,
     node: NodeA,
-    pipeline: Addr<PipelineActor>,
+    /// One per peer; W2 and W3 have one.
+    pipelines: Vec<Addr<PipelineActor>>,
+    /// A's `VmRSS` before its pipelines were started.
+    rss_base_kb: i64,
 }
 
 impl Bench {
-    /// Stops the pipeline and checks that every message is accounted for
-    /// and that B counted exactly what A delivered.
+    /// The pipeline that carries every message of W2 and W3.
+    fn pipeline(&self) -> &Addr<PipelineActor> {
+        &self.pipelines[0]
+    }
+
+    /// Stops the pipelines, each right after a look at its stats, and
+    /// checks that every message is accounted for and that B processed
+    /// what A delivered (see [`Ending`]).
     async fn check_pipeline(&mut self, out: &mut Outcome) -> Result<(), String> {
-        let stats = self.pipeline.send(Stop).await;
-        let stats = stats.map_err(|e| format!("the pipeline is gone: {e}"))?;
+        let mut end = Ending::default();
+        for pipeline in &self.pipelines {
+            let gone = |e| format!("a pipeline is gone: {e}");
+            let before = pipeline.send(GetStats).await.map_err(gone)?;
+            let after = pipeline.send(Stop).await.map_err(gone)?;
+            end.add(&before, after);
+        }
         let rx = self.child.stats().await?;
-        out.check(stats.offered == stats.delivered + stats.reported(), || {
-            format!("pipeline accounting: {stats:?}")
-        });
-        out.check(stats.failed == 0, || {
-            format!("{} POSTs failed", stats.failed)
-        });
-        out.check(stats.delivered == rx.processed, || {
-            format!(
-                "A delivered {} but B processed {}",
-                stats.delivered, rx.processed
-            )
-        });
+        end.check(out, rx.processed);
         Ok(())
     }
 }
 
 fn main() {
-    let args = Args::parse(std::env::args().skip(1)).unwrap_or_else(|e| {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("plot") {
+        return plot::main(&raw[1..]);
+    }
+    let args = Args::parse(raw.into_iter()).unwrap_or_else(|e| {
         eprintln!("bench: {e}");
         std::process::exit(2)
     });
@@ -127,16 +142,18 @@ async fn with_actors(args: Args) -> Result<Outcome, String> {
 }
 
 /// Runs the workload where A's raft actor is (see `node.rs`): starts A's
-/// pipeline to B there, drives it and checks it.
+/// pipelines to B there, drives them and checks them.
 async fn run_node(args: Args, node: NodeA, child: ReceiverChild) -> Result<Outcome, String> {
-    let pipeline = node
-        .pipeline_to(child.port, args.placement)
+    let rss_base_kb = probe::status_kb("VmRSS");
+    let pipelines = node
+        .pipelines_to(child.port, args.peers, args.placement)
         .map_err(|e| e.to_string())?;
     let mut bench = Bench {
         args,
         child,
         node,
-        pipeline,
+        pipelines,
+        rss_base_kb,
     };
     let mut out = match bench.args.workload {
         Workload::W1 => w1::run(&mut bench).await?,
