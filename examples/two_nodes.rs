@@ -126,7 +126,7 @@ struct Member {
 }
 
 fn serve(id: Id, node: &Addr<Node>, port: u16) -> std::io::Result<(u16, ServerHandle)> {
-    let config = ReceiverConfig::new(id, CLUSTER, node.clone().recipient());
+    let config = ReceiverConfig::new(&LocalMember::new(id, CLUSTER), node.clone().recipient());
     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
         .workers(1)
         .disable_signals()
@@ -156,8 +156,8 @@ fn start_member(name: &'static str, id: Id) -> std::io::Result<Member> {
 
 fn pipeline(from: &Member, to: &Member) -> Result<Addr<PipelineActor>, Error> {
     let url = |port: u16| format!("http://127.0.0.1:{port}");
-    let config = PipelineConfig::new(from.id, to.id, CLUSTER, vec![url(to.port)])
-        .local_urls(vec![url(from.port)]);
+    let local = LocalMember::new(from.id, CLUSTER).peer_urls(vec![url(from.port)]);
+    let config = PipelineConfig::new(&local, to.id, vec![url(to.port)]);
     let recipients = Recipients::from_addr(&from.node).peer_status(from.node.clone().recipient());
     PipelineActor::start(config, recipients)
 }

@@ -6,6 +6,7 @@ use actix::ArbiterHandle;
 
 use crate::error::Error;
 use crate::id::Id;
+use crate::local_member::LocalMember;
 use crate::peer_url::PeerUrl;
 use crate::version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
@@ -73,17 +74,12 @@ impl std::fmt::Debug for SenderPlacement {
 /// etcd's default, and [`PipelineConfig::validate`] checks it.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// This member's id, sent as `X-Server-From`.
-    pub local_id: Id,
+    /// This member: its id, its cluster's id and its advertised URLs.
+    pub local: LocalMember,
     /// The remote peer's id; callbacks name it.
     pub peer_id: Id,
-    /// The cluster's id, sent as `X-Etcd-Cluster-ID`.
-    pub cluster_id: Id,
     /// The peer's URLs (`http://host:port`); the picker uses them sorted.
     pub peer_urls: Vec<String>,
-    /// This member's URLs, sent sorted as `X-PeerURLs`; empty omits the
-    /// header, as etcd does when `tr.URLs` is nil.
-    pub local_urls: Vec<String>,
     /// `X-Server-Version` (default [`SERVER_VERSION`]).
     pub server_version: String,
     /// `X-Min-Cluster-Version` (default [`MIN_CLUSTER_VERSION`]).
@@ -108,15 +104,13 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// A configuration with etcd's defaults for everything but the ids and
-    /// the peer's URLs.
-    pub fn new(local_id: Id, peer_id: Id, cluster_id: Id, peer_urls: Vec<String>) -> Self {
+    /// A pipeline from `local` to peer `peer_id` at `peer_urls`, with
+    /// etcd's defaults for everything else.
+    pub fn new(local: &LocalMember, peer_id: Id, peer_urls: Vec<String>) -> Self {
         PipelineConfig {
-            local_id,
+            local: local.clone(),
             peer_id,
-            cluster_id,
             peer_urls,
-            local_urls: Vec::new(),
             server_version: SERVER_VERSION.to_owned(),
             min_cluster_version: MIN_CLUSTER_VERSION.to_owned(),
             connections: CONN_PER_PIPELINE,
@@ -127,12 +121,6 @@ impl PipelineConfig {
             snapshot_stall_timeout: SNAPSHOT_STALL_TIMEOUT,
             placement: SenderPlacement::Current,
         }
-    }
-
-    /// Sets this member's URLs, sent as `X-PeerURLs`.
-    pub fn local_urls(mut self, urls: Vec<String>) -> Self {
-        self.local_urls = urls;
-        self
     }
 
     /// Sets the number of senders (POSTs in flight).
@@ -200,7 +188,7 @@ impl PipelineConfig {
         for url in &self.peer_urls {
             crate::picker::pipeline_url(url)?;
         }
-        for url in &self.local_urls {
+        for url in &self.local.peer_urls {
             PeerUrl::parse(url)?;
         }
         Ok(())

@@ -54,17 +54,19 @@
 //! #[actix::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let raft = Raft.start();
-//!     let (me, peer, cluster) = (Id(1), Id(2), Id(0x1000));
+//!     // This member, as every pipeline and the receiver describe it.
+//!     let me = LocalMember::new(Id(1), Id(0x1000)).peer_urls(vec!["http://127.0.0.1:2380".into()]);
 //!
 //!     // Receive: etcd's /raft routes in your App.
-//!     let config = ReceiverConfig::new(me, cluster, raft.clone().recipient());
+//!     let config = ReceiverConfig::new(&me, raft.clone().recipient());
 //!     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+//!         .on_connect(nodelay::on_connect)
 //!         .bind(("127.0.0.1", 2380))?
 //!         .run();
 //!     actix_web::rt::spawn(server);
 //!
 //!     // Send: one pipeline per remote peer.
-//!     let config = PipelineConfig::new(me, peer, cluster, vec!["http://127.0.0.1:2390".into()]);
+//!     let config = PipelineConfig::new(&me, Id(2), vec!["http://127.0.0.1:2390".into()]);
 //!     let pipeline = PipelineActor::start(config, Recipients::from_addr(&raft))
 //!         .expect("valid configuration");
 //!     let heartbeat = Message { r#type: MessageType::MsgHeartbeat as i32, to: 2, from: 1, ..Default::default() };
@@ -161,6 +163,7 @@ mod dispatch;
 mod error;
 mod etcd_text;
 mod id;
+mod local_member;
 pub mod membership;
 mod messages;
 pub mod nodelay;
@@ -184,6 +187,7 @@ pub use config::{
 };
 pub use error::{Error, TransportError};
 pub use id::Id;
+pub use local_member::LocalMember;
 pub use membership::InitialCluster;
 pub use messages::{
     CriticalError, Dropped, Envelope, GetStats, Inbound, PeerStatusChanged, ProcessError,

@@ -70,14 +70,15 @@ impl RequestHeaders {
     pub(crate) fn new(config: &PipelineConfig, content_type: &'static str) -> Result<Self, Error> {
         let mut headers = vec![
             (CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            header(HEADER_SERVER_FROM, &config.local_id.to_string())?,
+            header(HEADER_SERVER_FROM, &config.local.id.to_string())?,
             header(HEADER_SERVER_VERSION, &config.server_version)?,
             header(HEADER_MIN_CLUSTER_VERSION, &config.min_cluster_version)?,
-            header(HEADER_CLUSTER_ID, &config.cluster_id.to_string())?,
+            header(HEADER_CLUSTER_ID, &config.local.cluster_id.to_string())?,
         ];
-        if !config.local_urls.is_empty() {
+        if !config.local.peer_urls.is_empty() {
             let mut urls = config
-                .local_urls
+                .local
+                .peer_urls
                 .iter()
                 .map(|u| PeerUrl::parse(u).map(String::from))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -137,22 +138,20 @@ fn precondition_error(body: &[u8]) -> Error {
 mod tests {
     use super::*;
     use crate::id::Id;
+    use crate::local_member::LocalMember;
 
     fn config() -> PipelineConfig {
         PipelineConfig::new(
-            Id(0x1a),
+            &LocalMember::new(Id(0x1a), Id(0xabc)),
             Id(2),
-            Id(0xabc),
             vec!["http://localhost:2380".into()],
         )
     }
 
     #[test]
     fn headers_are_etcds() {
-        let cfg = config().local_urls(vec![
-            "http://127.0.0.1:37941".into(),
-            "http://127.0.0.1:1".into(),
-        ]);
+        let mut cfg = config();
+        cfg.local.peer_urls = vec!["http://127.0.0.1:37941".into(), "http://127.0.0.1:1".into()];
         let h = RequestHeaders::new(&cfg, CONTENT_TYPE_PROTOBUF).unwrap();
         let got: Vec<(String, String)> = h
             .iter()

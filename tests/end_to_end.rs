@@ -46,7 +46,7 @@ struct Receiving {
 
 fn serve(inbox: &Addr<Inbox>, port: u16) -> (u16, ServerHandle) {
     let (_, peer, cluster) = ids();
-    let config = ReceiverConfig::new(peer, cluster, inbox.clone().recipient());
+    let config = ReceiverConfig::new(&LocalMember::new(peer, cluster), inbox.clone().recipient());
     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
         .workers(1)
         .disable_signals()
@@ -89,8 +89,11 @@ impl Receiving {
 
 fn start_pipeline(to: &Receiving, rec: &Recording) -> Addr<PipelineActor> {
     let (local, peer, cluster) = ids();
-    let config = PipelineConfig::new(local, peer, cluster, vec![to.url.clone()])
-        .local_urls(vec!["http://127.0.0.1:2380".into()]);
+    let config = PipelineConfig::new(
+        &LocalMember::new(local, cluster).peer_urls(vec!["http://127.0.0.1:2380".into()]),
+        peer,
+        vec![to.url.clone()],
+    );
     PipelineActor::start(config, rec.recipients()).expect("valid config")
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rafthttp_pipeline::raftpb::MessageType;
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{
     Dropped, Envelope, Error, GetStats, Id, PipelineActor, PipelineConfig, ResetConnections,
     SnapshotStatus, Stop, UpdateUrls,
@@ -16,7 +17,7 @@ use support::*;
 
 fn config(urls: Vec<String>) -> PipelineConfig {
     let (local, peer, cluster) = ids();
-    PipelineConfig::new(local, peer, cluster, urls)
+    PipelineConfig::new(&LocalMember::new(local, cluster), peer, urls)
 }
 
 fn start(config: PipelineConfig, rec: &Recording) -> Addr<PipelineActor> {
@@ -133,10 +134,8 @@ async fn pipeline_send_failed_records_failure_in_follower_stats() {
 async fn pipeline_post_sends_etcds_request() {
     let peer = FakePeer::start(Behaviour::Status(204, ""));
     let rec = Recording::start();
-    let cfg = config(vec![peer.url.clone()]).local_urls(vec![
-        "http://127.0.0.1:9".into(),
-        "http://127.0.0.1:1".into(),
-    ]);
+    let mut cfg = config(vec![peer.url.clone()]);
+    cfg.local.peer_urls = vec!["http://127.0.0.1:9".into(), "http://127.0.0.1:1".into()];
     let p = start(cfg, &rec);
     let msg = rafthttp_pipeline::raftpb::Message {
         r#type: MessageType::MsgSnap as i32,
@@ -563,9 +562,13 @@ async fn a_short_burst_of_drops_is_logged_whole() {
     let rec = Recording::start();
     let (local, _, cluster) = ids();
     let peer_id = Id(0x77);
-    let cfg = PipelineConfig::new(local, peer_id, cluster, vec![peer.url.clone()])
-        .connections(1)
-        .buffer(1);
+    let cfg = PipelineConfig::new(
+        &LocalMember::new(local, cluster),
+        peer_id,
+        vec![peer.url.clone()],
+    )
+    .connections(1)
+    .buffer(1);
     let p = start(cfg, &rec);
     send(&p, MessageType::MsgHeartbeat, 0).await.unwrap();
     wait_stats(&p, "the peer active", |s| s.delivered == 1).await;

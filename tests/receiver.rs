@@ -22,6 +22,7 @@ use prost::Message as _;
 use rafthttp_pipeline::internals::check_post_response;
 use rafthttp_pipeline::raftpb::{Entry, Message as RaftMessage, MessageType};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig, MAX_MESSAGE_BYTES};
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{Error, Id, Inbound, ProcessError};
 
 /// The receiving member.
@@ -166,8 +167,7 @@ impl Member {
     ) -> Member {
         let raft = raft.start();
         let config = tune(ReceiverConfig::new(
-            LOCAL,
-            CLUSTER,
+            &LocalMember::new(LOCAL, CLUSTER),
             raft.clone().recipient(),
         ));
         let (addr, server) = serve(config);
@@ -723,7 +723,7 @@ async fn process_error_gets_a_complete_500_and_the_member_keeps_serving() {
 #[actix_rt::test]
 async fn raft_actor_gone_gets_a_complete_500() {
     let gone = GoneRaft.start();
-    let config = ReceiverConfig::new(LOCAL, CLUSTER, gone.recipient());
+    let config = ReceiverConfig::new(&LocalMember::new(LOCAL, CLUSTER), gone.recipient());
     let (addr, server) = serve(config);
     let resp = exchange(addr, &post_raft(b"")).await;
     resp.assert_go_error(500, "error processing raft message");

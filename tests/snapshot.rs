@@ -18,6 +18,7 @@ use rafthttp_pipeline::raftpb::{Message as RaftMessage, MessageType};
 use rafthttp_pipeline::receiver::{
     self, DirSink, ReceiverConfig, SnapshotConfig, SnapshotSink, SnapshotWriter,
 };
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{internals::frame_head, SnapshotBody};
 use rafthttp_pipeline::{
     Error, Inbound, PipelineActor, PipelineConfig, PipelineStats, ProcessError, ReceivedSnapshot,
@@ -354,7 +355,8 @@ impl Member {
         let (tx, got) = watch::channel(Vec::new());
         let raft = Raft { answer, got: tx }.start();
         let (_, local, cluster) = ids();
-        let config = ReceiverConfig::new(local, cluster, raft.recipient()).snapshots(snapshots);
+        let config = ReceiverConfig::new(&LocalMember::new(local, cluster), raft.recipient())
+            .snapshots(snapshots);
         let server =
             HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
                 .workers(1)
@@ -395,7 +397,11 @@ impl Member {
 /// A pipeline from member 1 to `member` (member 2), reporting to `rec`.
 fn pipeline_to(member: &Member, rec: &Recording) -> Addr<PipelineActor> {
     let (local, peer, cluster) = ids();
-    let config = PipelineConfig::new(local, peer, cluster, vec![member.url.clone()]);
+    let config = PipelineConfig::new(
+        &LocalMember::new(local, cluster),
+        peer,
+        vec![member.url.clone()],
+    );
     PipelineActor::start(config, rec.recipients()).expect("valid configuration")
 }
 

@@ -13,6 +13,7 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpServer};
 use rafthttp_pipeline::raftpb::{Message, MessageType};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{
     nodelay, Envelope, GetStats, Id, Inbound, PipelineActor, PipelineConfig, ProcessError,
     Recipients, ReportSnapshot, ReportUnreachable,
@@ -47,7 +48,7 @@ type Accepted = (SocketAddr, bool);
 /// returned channel.
 fn start_receiver(set: bool) -> std::io::Result<(String, mpsc::Receiver<Accepted>)> {
     let raft = Raft.start().recipient();
-    let config = ReceiverConfig::new(PEER, CLUSTER, raft);
+    let config = ReceiverConfig::new(&LocalMember::new(PEER, CLUSTER), raft);
     let (accepted, seen) = mpsc::channel();
     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
         .workers(1)
@@ -95,7 +96,11 @@ impl Handler<ReportSnapshot> for Sender {
 /// until it is delivered. Returns the pipeline, whose sender keeps the
 /// connection open.
 async fn post_heartbeat(url: &str) -> Addr<PipelineActor> {
-    let config = PipelineConfig::new(LOCAL, PEER, CLUSTER, vec![url.to_owned()]);
+    let config = PipelineConfig::new(
+        &LocalMember::new(LOCAL, CLUSTER),
+        PEER,
+        vec![url.to_owned()],
+    );
     let pipeline = PipelineActor::start(config, Recipients::from_addr(&Sender.start()))
         .expect("valid configuration");
     let heartbeat = Message {

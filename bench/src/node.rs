@@ -21,6 +21,7 @@ use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
 use rafthttp_pipeline::raftpb::MessageType;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{
     Error, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
     ReportUnreachable, SnapshotStatus,
@@ -122,7 +123,7 @@ impl NodeA {
                 .clone()
                 .unwrap_or_else(|| RaftA { events: tx.clone() }.start());
             let _ = started_tx.unbounded_send((Arbiter::current(), raft.clone()));
-            let config = ReceiverConfig::new(A, CLUSTER, raft.recipient());
+            let config = ReceiverConfig::new(&LocalMember::new(A, CLUSTER), raft.recipient());
             App::new().configure(receiver::configure(config))
         })
         .workers(1)
@@ -153,9 +154,9 @@ impl NodeA {
         placement: Option<Placement>,
     ) -> Result<Vec<Addr<PipelineActor>>, Error> {
         let url = format!("http://127.0.0.1:{port}");
+        let local = LocalMember::new(A, CLUSTER).peer_urls(vec![self.url.clone()]);
         let pipeline = |p| {
-            let config = PipelineConfig::new(A, peer(p), CLUSTER, vec![url.clone()])
-                .local_urls(vec![self.url.clone()]);
+            let config = PipelineConfig::new(&local, peer(p), vec![url.clone()]);
             let config = Placement::apply(placement, config);
             PipelineActor::start(config, Recipients::from_addr(&self.raft))
         };

@@ -20,6 +20,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rafthttp_pipeline::raftpb::MessageType;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{
     Envelope, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
     ReportUnreachable,
@@ -102,7 +103,11 @@ fn start_counter(
 ) -> Addr<Counter> {
     Counter::create(move |ctx| {
         let echo = echo.map(|(url, placement)| {
-            let config = PipelineConfig::new(B, A, CLUSTER, vec![url]).local_urls(vec![own_url]);
+            let config = PipelineConfig::new(
+                &LocalMember::new(B, CLUSTER).peer_urls(vec![own_url]),
+                A,
+                vec![url],
+            );
             let config = Placement::apply(placement, config);
             PipelineActor::start(config, Recipients::from_addr(&ctx.address()))
                 .expect("the echo pipeline's configuration is valid")
@@ -120,7 +125,7 @@ fn raft_server(listener: TcpListener, counts: Arc<Counts>, args: &Args) -> std::
     let echo = args.echo_to.clone().map(|url| (url, placement));
     let server = HttpServer::new(move || {
         let raft = start_counter(counts.clone(), echo.clone(), own_url.clone());
-        let config = ReceiverConfig::new(B, CLUSTER, raft.recipient());
+        let config = ReceiverConfig::new(&LocalMember::new(B, CLUSTER), raft.recipient());
         App::new().configure(receiver::configure(config))
     });
     let server = server.on_connect(rafthttp_pipeline::nodelay::on_connect);

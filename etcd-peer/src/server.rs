@@ -16,6 +16,7 @@ use log::{info, warn};
 use rafthttp_pipeline::membership::{InitialCluster, Member};
 use rafthttp_pipeline::receiver::SnapshotConfig;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{Id, PipelineActor, PipelineConfig, PipelineStats, Recipients};
 use serde_json::json;
 
@@ -64,10 +65,9 @@ pub fn start_on(
     let ctx = Context::<StandInActor>::new();
     let addr = ctx.address();
     let mut pipelines = HashMap::new();
+    let local = LocalMember::new(me.id, cluster.cluster_id).peer_urls(me.peer_urls.clone());
     for peer in &peers {
-        let config =
-            PipelineConfig::new(me.id, peer.id, cluster.cluster_id, peer.peer_urls.clone())
-                .local_urls(me.peer_urls.clone());
+        let config = PipelineConfig::new(&local, peer.id, peer.peer_urls.clone());
         let recipients = Recipients::from_addr(&addr).peer_status(addr.clone().recipient());
         let pipeline = PipelineActor::start(config, recipients).map_err(io::Error::other)?;
         pipelines.insert(peer.id.0, pipeline);
@@ -82,8 +82,7 @@ pub fn start_on(
     });
 
     let mut receiver_config =
-        ReceiverConfig::new(me.id, cluster.cluster_id, actor.clone().recipient())
-            .serve_version(true);
+        ReceiverConfig::new(&local, actor.clone().recipient()).serve_version(true);
     if let Some(dir) = &flags.data_dir {
         let fail_500 = match flags.fail_mode {
             FailMode::Status500 => flags.fail_snapshots,

@@ -33,6 +33,7 @@ use actix_web::{App, HttpServer};
 use rafthttp_pipeline::membership::InitialCluster;
 use rafthttp_pipeline::raftpb::{Message, MessageType};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{
     Envelope, Error, Id, Inbound, PeerStatusChanged, PipelineActor, PipelineConfig, ProcessError,
     Recipients, ReportSnapshot, ReportUnreachable, SnapshotStatus, Stop,
@@ -143,8 +144,13 @@ fn a_pipeline_posts_to_real_etcd() {
         let callbacks = Callbacks(tx).start();
         let recipients =
             Recipients::from_addr(&callbacks).peer_status(callbacks.clone().recipient());
-        let config =
-            |cluster_id| PipelineConfig::new(OUTSIDER, etcd_id, cluster_id, peer_urls.clone());
+        let config = |cluster_id| {
+            PipelineConfig::new(
+                &LocalMember::new(OUTSIDER, cluster_id),
+                etcd_id,
+                peer_urls.clone(),
+            )
+        };
 
         // A well-formed message: 204, so the peer becomes active. etcd is
         // leader at term >= 2 and ignores a term-1 heartbeat from a stranger.
@@ -305,8 +311,11 @@ fn b_etcd_posts_to_our_receiver() {
         async move {
             let (tx, mut rx) = mpsc::unbounded_channel();
             let inbox = Inbox(tx).start();
-            let config = ReceiverConfig::new(our_id, cluster.cluster_id, inbox.recipient())
-                .serve_version(true);
+            let config = ReceiverConfig::new(
+                &LocalMember::new(our_id, cluster.cluster_id),
+                inbox.recipient(),
+            )
+            .serve_version(true);
             let recorded = seen.clone();
             let server = HttpServer::new(move || {
                 let seen = recorded.clone();

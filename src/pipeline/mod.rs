@@ -53,7 +53,7 @@ pub struct PipelineActor {
 impl std::fmt::Debug for PipelineActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PipelineActor")
-            .field("local", &self.config.local_id)
+            .field("local", &self.config.local.id)
             .field("peer", &self.config.peer_id)
             .field("stats", &self.core.stats())
             .finish()
@@ -77,7 +77,7 @@ impl PipelineActor {
         log::info!(
             "started HTTP pipelining with peer {} (local {})",
             config.peer_id,
-            config.local_id
+            config.local.id
         );
         let core = PeerCore::new(config.peer_id, config.connections, config.buffer, picker);
         let actor = PipelineActor {

@@ -4,9 +4,9 @@
 //! ```no_run
 //! # use actix::prelude::*;
 //! # use actix_web::{App, HttpServer};
-//! # use rafthttp_pipeline::{receiver::{self, ReceiverConfig}, Id, Inbound};
+//! # use rafthttp_pipeline::{receiver::{self, ReceiverConfig}, Id, Inbound, LocalMember};
 //! # async fn run(raft: Recipient<Inbound>) -> std::io::Result<()> {
-//! let config = ReceiverConfig::new(Id(1), Id(0x1000), raft).serve_version(true);
+//! let config = ReceiverConfig::new(&LocalMember::new(Id(1), Id(0x1000)), raft).serve_version(true);
 //! HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
 //!     .bind(("127.0.0.1", 2380))?
 //!     .run()
@@ -36,10 +36,10 @@
 //! # use actix::prelude::*;
 //! # use actix_web::{App, HttpServer};
 //! # use rafthttp_pipeline::receiver::{self, DirSink, ReceiverConfig, SnapshotConfig};
-//! # use rafthttp_pipeline::{Id, Inbound};
+//! # use rafthttp_pipeline::{Id, Inbound, LocalMember};
 //! # async fn run(raft: Recipient<Inbound>) -> std::io::Result<()> {
 //! let snapshots = SnapshotConfig::new().sink(DirSink::new("/var/lib/member/snap"));
-//! let config = ReceiverConfig::new(Id(1), Id(0x1000), raft).snapshots(snapshots);
+//! let config = ReceiverConfig::new(&LocalMember::new(Id(1), Id(0x1000)), raft).snapshots(snapshots);
 //! HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
 //!     .bind(("127.0.0.1", 2380))?
 //!     .run()
@@ -84,7 +84,7 @@ use std::rc::Rc;
 use actix::prelude::*;
 use actix_web::{web, HttpRequest};
 
-use crate::id::Id;
+use crate::local_member::LocalMember;
 use crate::messages::Inbound;
 
 mod answer;
@@ -118,11 +118,10 @@ pub const VERSION_PATH: &str = "/version";
 /// each documents its default. It is cloned into every HTTP worker.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
-    /// This member's id; only logs use it, as in etcd.
-    pub local_id: Id,
-    /// The cluster id. `X-Etcd-Cluster-ID` must equal its lower-case hex
-    /// exactly, and every answer after the method check carries it.
-    pub cluster_id: Id,
+    /// This member. Its `cluster_id` is checked: `X-Etcd-Cluster-ID` must
+    /// equal its lower-case hex exactly, and every answer after the method
+    /// check carries it. Its `id` only appears in logs, as in etcd.
+    pub local: LocalMember,
     /// The largest body accepted, in bytes (default [`MAX_MESSAGE_BYTES`]).
     /// A larger `Content-Length` gets 413 before the body is read; a body
     /// without one is cut off at the limit with 413.
@@ -142,10 +141,9 @@ pub struct ReceiverConfig {
 impl ReceiverConfig {
     /// A configuration with the defaults: [`MAX_MESSAGE_BYTES`] and no
     /// `/version` route.
-    pub fn new(local_id: Id, cluster_id: Id, raft: Recipient<Inbound>) -> Self {
+    pub fn new(local: &LocalMember, raft: Recipient<Inbound>) -> Self {
         ReceiverConfig {
-            local_id,
-            cluster_id,
+            local: local.clone(),
             max_message_bytes: MAX_MESSAGE_BYTES,
             serve_version: false,
             snapshots: SnapshotConfig::default(),

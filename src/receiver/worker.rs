@@ -27,8 +27,8 @@ impl Worker {
     /// A worker for `config`.
     pub(crate) fn new(config: ReceiverConfig) -> Self {
         Worker {
-            checks: HeaderChecks::new(config.cluster_id),
-            answers: Answers::new(config.local_id, config.cluster_id),
+            checks: HeaderChecks::new(config.local.cluster_id),
+            answers: Answers::new(config.local.id, config.local.cluster_id),
             max_message_bytes: config.max_message_bytes,
             raft: config.raft,
         }

@@ -240,8 +240,9 @@ fn receive(dir: &Path) -> Outcome {
             dir: DirSink::new(dir),
             sha1,
         };
-        let config = ReceiverConfig::new(RECEIVER, CLUSTER, follower.recipient())
-            .snapshots(SnapshotConfig::new().sink(sink));
+        let config =
+            ReceiverConfig::new(&LocalMember::new(RECEIVER, CLUSTER), follower.recipient())
+                .snapshots(SnapshotConfig::new().sink(sink));
         let server =
             HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
                 .workers(1)
@@ -329,7 +330,7 @@ fn send(url: &str, bytes: u64) -> Outcome {
     System::new().block_on(async move {
         let (tx, rx) = oneshot::channel();
         let leader = Leader { done: Some(tx) }.start();
-        let config = PipelineConfig::new(SENDER, RECEIVER, CLUSTER, vec![url]);
+        let config = PipelineConfig::new(&LocalMember::new(SENDER, CLUSTER), RECEIVER, vec![url]);
         let pipeline = PipelineActor::start(config, Recipients::from_addr(&leader))?;
         let mut message = Message {
             r#type: MessageType::MsgSnap as i32,
