@@ -17,6 +17,19 @@
 //!   [`Inbound`]; with a [`receiver::SnapshotSink`] it also
 //!   receives streamed snapshots.
 //!
+//! # Public surface
+//!
+//! | what | items |
+//! |---|---|
+//! | this member | [`LocalMember`], [`Id`], [`PeerUrl`], [`membership`] (ids as etcd derives them, [`InitialCluster`]) |
+//! | sending | [`PipelineActor`], [`PipelineConfig`], [`SenderPlacement`], [`Recipients`], [`SenderActor`] |
+//! | messages to a pipeline | [`Envelope`], [`SendSnapshot`] (with a [`SnapshotBody`]), [`Stop`], [`GetStats`], [`UpdateUrls`], [`ResetConnections`] |
+//! | what a pipeline reports | [`ReportUnreachable`], [`ReportSnapshot`] ([`SnapshotStatus`]), [`PeerStatusChanged`], [`CriticalError`], [`Dropped`], [`PipelineStats`], [`FollowerStats`] |
+//! | receiving | [`receiver`] (routes, [`receiver::ReceiverConfig`], snapshot sinks), [`Inbound`], [`ReceivedSnapshot`], [`ProcessError`], [`nodelay`] |
+//! | wire types | [`raftpb`] |
+//! | errors | [`Error`], [`TransportError`] |
+//! | defaults (etcd's names) | [`CONN_PER_PIPELINE`], [`PIPELINE_BUF_SIZE`], [`DIAL_TIMEOUT`], [`RESPONSE_TIMEOUT`], [`RESPONSE_TIMEOUT_PER_MIB`], [`SNAPSHOT_STALL_TIMEOUT`], [`SNAPSHOT_LIMIT_BYTES`], [`SERVER_VERSION`], [`MIN_CLUSTER_VERSION`] |
+//!
 //! # Quick start
 //!
 //! ```no_run

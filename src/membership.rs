@@ -193,7 +193,7 @@ mod tests {
         list.iter().map(|u| u.to_string()).collect()
     }
 
-    // Vector 1 of issue 4: etcd's defaults.
+    // etcd's defaults: `etcd` alone, as its logs and `endpoint status` show.
     #[test]
     fn default_single_member_cluster_matches_etcd() {
         let id = member_id(&["http://localhost:2380"], "etcd-cluster").unwrap();
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(c.cluster_id, Id(0xcdf818194e3a8c32));
     }
 
-    // Vector 2 of issue 4: two members, token "tok".
+    // Two members, token "tok", as etcd derives them.
     #[test]
     fn two_member_cluster_matches_etcd() {
         let c = InitialCluster::parse("a=http://127.0.0.1:2380,b=http://127.0.0.1:2390", "tok")
