@@ -14,7 +14,7 @@
 //!   `sha1(concat(be64(id) for id in sorted member ids))`.
 //!
 //! The URLs are hashed in the form Go's `url.Parse(s).String()` prints them,
-//! after etcd's `types.NewURLs` checks; [`PeerUrl`](crate::PeerUrl) produces it.
+//! after etcd's `types.NewURLs` checks; [`PeerUrl`] produces it.
 //!
 //! ```
 //! use rafthttp_pipeline::membership::InitialCluster;
@@ -40,7 +40,7 @@ pub struct Member {
     pub name: String,
     /// The id etcd derives for it ([`member_id`]).
     pub id: Id,
-    /// Its peer URLs, normalised ([`PeerUrl`](crate::PeerUrl)) and sorted.
+    /// Its peer URLs, normalised ([`PeerUrl`]) and sorted.
     pub peer_urls: Vec<String>,
 }
 
@@ -147,7 +147,7 @@ impl Member {
 /// `--initial-cluster-token` `token`: the first 8 bytes, big-endian, of
 /// `sha1(concat(sorted normalised URLs) + token)`.
 ///
-/// Fails on a URL etcd would refuse ([`PeerUrl`](crate::PeerUrl)).
+/// Fails on a URL etcd would refuse ([`PeerUrl`]).
 pub fn member_id<S: AsRef<str>>(peer_urls: &[S], token: &str) -> Result<Id, Error> {
     let mut urls = peer_urls
         .iter()
