@@ -154,12 +154,16 @@ pub mod peer_status;
 pub mod picker;
 pub mod pipeline;
 mod pool;
+#[cfg(feature = "raft-rs")]
+pub mod raft_rs;
 pub mod raftpb;
 pub mod receiver;
 pub mod sender;
 pub mod snapshot;
 pub mod snapshot_receiver;
+pub mod snapshot_source;
 pub mod stats;
+pub mod transport;
 pub mod version;
 pub mod wire;
 
@@ -171,6 +175,7 @@ pub use messages::*;
 pub use pipeline::{PipelineActor, Recipients};
 pub use sender::SenderActor;
 pub use stats::{FollowerStats, PipelineStats};
+pub use transport::{MemberBuilder, Transport, TransportConfig};
 
 /// Compiles the README's examples as doctests, so its quick start stays
 /// true.
