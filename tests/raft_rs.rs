@@ -35,59 +35,71 @@ const TYPES: [MessageType; 19] = [
 ];
 
 fn entry(entry_type: EntryType, index: u64, data: &'static [u8], context: &'static [u8]) -> Entry {
-    let mut e = Entry::default();
-    e.set_entry_type(entry_type);
-    e.term = 0x0102_0304_0506_0708;
-    e.index = index;
-    e.data = Bytes::from_static(data);
-    e.context = Bytes::from_static(context);
-    e
+    Entry {
+        entry_type,
+        term: 0x0102_0304_0506_0708,
+        index,
+        data: Bytes::from_static(data),
+        context: Bytes::from_static(context),
+        ..Default::default()
+    }
+}
+
+fn snapshot(data: &'static [u8], conf_state: ConfState, index: u64, term: u64) -> Snapshot {
+    let metadata = SnapshotMetadata {
+        conf_state: Some(conf_state).into(),
+        index,
+        term,
+        ..Default::default()
+    };
+    Snapshot {
+        data: Bytes::from_static(data),
+        metadata: Some(metadata).into(),
+        ..Default::default()
+    }
 }
 
 /// A raft-rs message of `msg_type` with every field set to a value that is
 /// not its default.
 fn every_field_set(msg_type: MessageType) -> Message {
-    let mut conf = ConfState::default();
-    conf.voters = vec![1, 2, 3];
-    conf.learners = vec![4];
-    conf.voters_outgoing = vec![1, 5];
-    conf.learners_next = vec![6];
-    conf.auto_leave = true;
-    let mut meta = SnapshotMetadata::default();
-    meta.set_conf_state(conf);
-    meta.index = 1000;
-    meta.term = 9;
-    let mut snapshot = Snapshot::default();
-    snapshot.data = Bytes::from_static(b"application state");
-    snapshot.set_metadata(meta);
-
-    let mut synced = entry(EntryType::EntryNormal, 12, b"", b"");
-    synced.sync_log = true;
-    let mut m = Message::default();
-    m.set_msg_type(msg_type);
-    m.to = 2;
-    m.from = u64::MAX;
-    m.term = 7;
-    m.log_term = 6;
-    m.index = 10;
-    m.entries = vec![
-        entry(EntryType::EntryNormal, 11, b"put k v", b"proposal context"),
-        synced,
-        entry(EntryType::EntryConfChange, 13, b"conf change", b""),
-        entry(EntryType::EntryConfChangeV2, 14, b"", b"ctx only"),
-        entry(EntryType::EntryNormal, 15, b"plain", b""),
-    ]
-    .into();
-    m.commit = 9;
-    m.commit_term = 6;
-    m.set_snapshot(snapshot);
-    m.request_snapshot = 8;
-    m.reject = true;
-    m.reject_hint = 5;
-    m.context = Bytes::from_static(b"CampaignTransfer");
-    m.deprecated_priority = 3;
-    m.priority = -42;
-    m
+    let conf = ConfState {
+        voters: vec![1, 2, 3],
+        learners: vec![4],
+        voters_outgoing: vec![1, 5],
+        learners_next: vec![6],
+        auto_leave: true,
+        ..Default::default()
+    };
+    let synced = Entry {
+        sync_log: true,
+        ..entry(EntryType::EntryNormal, 12, b"", b"")
+    };
+    Message {
+        msg_type,
+        to: 2,
+        from: u64::MAX,
+        term: 7,
+        log_term: 6,
+        index: 10,
+        entries: vec![
+            entry(EntryType::EntryNormal, 11, b"put k v", b"proposal context"),
+            synced,
+            entry(EntryType::EntryConfChange, 13, b"conf change", b""),
+            entry(EntryType::EntryConfChangeV2, 14, b"", b"ctx only"),
+            entry(EntryType::EntryNormal, 15, b"plain", b""),
+        ]
+        .into(),
+        commit: 9,
+        commit_term: 6,
+        snapshot: Some(snapshot(b"application state", conf, 1000, 9)).into(),
+        request_snapshot: 8,
+        reject: true,
+        reject_hint: 5,
+        context: Bytes::from_static(b"CampaignTransfer"),
+        deprecated_priority: 3,
+        priority: -42,
+        ..Default::default()
+    }
 }
 
 /// raft-rs -> raftpb -> bytes on the wire -> raftpb -> raft-rs.
@@ -165,14 +177,14 @@ fn every_raft_rs_field_survives_the_wire_for_every_message_type() {
 
 #[test]
 fn each_raft_rs_only_field_alone_survives_the_wire() {
-    let base = |t| {
-        let mut m = Message::default();
-        m.set_msg_type(t);
-        m.to = 2;
-        m.from = 1;
-        m
+    let base = |msg_type| Message {
+        msg_type,
+        to: 2,
+        from: 1,
+        ..Default::default()
     };
-    let setters: [(&str, fn(&mut Message)); 7] = [
+    type Setter = fn(&mut Message);
+    let setters: [(&str, Setter); 7] = [
         ("commit_term", |m| m.commit_term = 4),
         ("request_snapshot", |m| m.request_snapshot = 4),
         ("deprecated_priority", |m| m.deprecated_priority = 4),
@@ -181,8 +193,10 @@ fn each_raft_rs_only_field_alone_survives_the_wire() {
             m.entries = vec![entry(EntryType::EntryNormal, 1, b"", b"c")].into()
         }),
         ("entry sync_log", |m| {
-            let mut e = entry(EntryType::EntryNormal, 1, b"d", b"");
-            e.sync_log = true;
+            let e = Entry {
+                sync_log: true,
+                ..entry(EntryType::EntryNormal, 1, b"d", b"")
+            };
             m.entries = vec![e].into();
         }),
         ("context", |m| {
@@ -266,63 +280,54 @@ fn hex(bytes: &[u8]) -> String {
 // raft-rs-only fields must encode to exactly these bytes.
 #[test]
 fn without_raft_rs_only_fields_the_bytes_are_etcds() {
-    let base = |t: MessageType, to, from, term| {
-        let mut m = Message::default();
-        m.set_msg_type(t);
-        m.to = to;
-        m.from = from;
-        m.term = term;
-        m
+    let base = |msg_type, to, from, term| Message {
+        msg_type,
+        to,
+        from,
+        term,
+        ..Default::default()
     };
-    let heartbeat_resp = {
-        let mut m = base(MessageType::MsgHeartbeatResponse, 1, 2, 5);
-        m.context = Bytes::from_static(b"ctx");
-        m
+    let heartbeat_resp = Message {
+        context: Bytes::from_static(b"ctx"),
+        ..base(MessageType::MsgHeartbeatResponse, 1, 2, 5)
     };
-    let vote = {
-        let mut m = base(
+    let vote = Message {
+        log_term: 1,
+        index: 3,
+        ..base(
             MessageType::MsgRequestVote,
             10276657743932975437,
             18249187646912138824,
             2,
-        );
-        m.log_term = 1;
-        m.index = 3;
-        m
+        )
     };
-    let app = {
-        let mut m = base(MessageType::MsgAppend, 2, 1, 3);
-        m.log_term = 3;
-        m.index = 7;
-        m.commit = 7;
-        let mut e = Entry::default();
-        e.term = 3;
-        e.index = 8;
-        e.data = Bytes::from_static(b"hello");
-        m.entries = vec![e].into();
-        m
+    let hello = Entry {
+        term: 3,
+        index: 8,
+        data: Bytes::from_static(b"hello"),
+        ..Default::default()
     };
-    let reject = {
-        let mut m = base(MessageType::MsgAppendResponse, 1, 2, 3);
-        m.index = 7;
-        m.reject = true;
-        m.reject_hint = 5;
-        m
+    let app = Message {
+        log_term: 3,
+        index: 7,
+        commit: 7,
+        entries: vec![hello].into(),
+        ..base(MessageType::MsgAppend, 2, 1, 3)
     };
-    let snap = {
-        let mut m = base(MessageType::MsgSnapshot, 2, 1, 9);
-        let mut conf = ConfState::default();
-        conf.voters = vec![1, 2, 3];
-        conf.learners = vec![4];
-        let mut meta = SnapshotMetadata::default();
-        meta.set_conf_state(conf);
-        meta.index = 100;
-        meta.term = 9;
-        let mut s = Snapshot::default();
-        s.data = Bytes::from_static(b"snapshot-bytes");
-        s.set_metadata(meta);
-        m.set_snapshot(s);
-        m
+    let reject = Message {
+        index: 7,
+        reject: true,
+        reject_hint: 5,
+        ..base(MessageType::MsgAppendResponse, 1, 2, 3)
+    };
+    let conf = ConfState {
+        voters: vec![1, 2, 3],
+        learners: vec![4],
+        ..Default::default()
+    };
+    let snap = Message {
+        snapshot: Some(snapshot(b"snapshot-bytes", conf, 100, 9)).into(),
+        ..base(MessageType::MsgSnapshot, 2, 1, 9)
     };
     let cases = [
         (heartbeat_resp, "08091001180220052800300040004a0a12080a02280010001800500058006203637478"),

@@ -97,26 +97,26 @@ impl TryFrom<raftpb::Message> for eraftpb::Message {
             true => (displaced, other),
             false => (other, displaced),
         };
-        let mut out = eraftpb::Message::default();
-        out.set_msg_type(msg_type);
-        out.to = m.to;
-        out.from = m.from;
-        out.term = m.term;
-        out.log_term = m.log_term;
-        out.index = m.index;
-        out.entries = entries_from_raftpb(m.entries, extension.entries)?.into();
-        out.commit = m.commit;
-        out.commit_term = extension.commit_term;
-        set_if_not_default(snapshot_from_raftpb(m.snapshot.metadata, data), |s| {
-            out.set_snapshot(s)
-        });
-        out.request_snapshot = extension.request_snapshot;
-        out.reject = m.reject;
-        out.reject_hint = m.reject_hint;
-        out.context = context;
-        out.deprecated_priority = extension.deprecated_priority;
-        out.priority = extension.priority;
-        Ok(out)
+        let snapshot = snapshot_from_raftpb(m.snapshot.metadata, data);
+        Ok(eraftpb::Message {
+            msg_type,
+            to: m.to,
+            from: m.from,
+            term: m.term,
+            log_term: m.log_term,
+            index: m.index,
+            entries: entries_from_raftpb(m.entries, extension.entries)?.into(),
+            commit: m.commit,
+            commit_term: extension.commit_term,
+            snapshot: unless_default(snapshot).into(),
+            request_snapshot: extension.request_snapshot,
+            reject: m.reject,
+            reject_hint: m.reject_hint,
+            context,
+            deprecated_priority: extension.deprecated_priority,
+            priority: extension.priority,
+            ..Default::default()
+        })
     }
 }
 
@@ -126,12 +126,10 @@ fn non_empty(bytes: Bytes) -> Option<Bytes> {
     Some(bytes).filter(|b| !b.is_empty())
 }
 
-/// Calls `set` with `value` unless it is the default: a message field
-/// raft-rs left unset stays unset.
-fn set_if_not_default<T: Default + PartialEq>(value: T, set: impl FnOnce(T)) {
-    if value != T::default() {
-        set(value);
-    }
+/// `value`, or `None` when it is the default: a message field raft-rs
+/// left unset stays unset.
+fn unless_default<T: Default + PartialEq>(value: T) -> Option<T> {
+    Some(value).filter(|v| *v != T::default())
 }
 
 fn entry_to_raftpb(
@@ -179,12 +177,13 @@ fn entries_from_raftpb(
 fn entry_from_raftpb(e: raftpb::Entry) -> Result<eraftpb::Entry, ConvertError> {
     let entry_type =
         eraftpb::EntryType::from_i32(e.r#type).ok_or(ConvertError::UnknownEntryType(e.r#type))?;
-    let mut out = eraftpb::Entry::default();
-    out.set_entry_type(entry_type);
-    out.term = e.term;
-    out.index = e.index;
-    out.data = e.data.unwrap_or_default();
-    Ok(out)
+    Ok(eraftpb::Entry {
+        entry_type,
+        term: e.term,
+        index: e.index,
+        data: e.data.unwrap_or_default(),
+        ..Default::default()
+    })
 }
 
 /// The snapshot without its data, and the data.
@@ -210,18 +209,23 @@ fn snapshot_to_raftpb(mut s: eraftpb::Snapshot) -> (raftpb::Snapshot, Bytes) {
 
 fn snapshot_from_raftpb(meta: raftpb::SnapshotMetadata, data: Bytes) -> eraftpb::Snapshot {
     let conf = meta.conf_state;
-    let mut conf_state = eraftpb::ConfState::default();
-    conf_state.voters = conf.voters;
-    conf_state.learners = conf.learners;
-    conf_state.voters_outgoing = conf.voters_outgoing;
-    conf_state.learners_next = conf.learners_next;
-    conf_state.auto_leave = conf.auto_leave;
-    let mut metadata = eraftpb::SnapshotMetadata::default();
-    set_if_not_default(conf_state, |c| metadata.set_conf_state(c));
-    metadata.index = meta.index;
-    metadata.term = meta.term;
-    let mut snapshot = eraftpb::Snapshot::default();
-    snapshot.data = data;
-    set_if_not_default(metadata, |m| snapshot.set_metadata(m));
-    snapshot
+    let conf_state = eraftpb::ConfState {
+        voters: conf.voters,
+        learners: conf.learners,
+        voters_outgoing: conf.voters_outgoing,
+        learners_next: conf.learners_next,
+        auto_leave: conf.auto_leave,
+        ..Default::default()
+    };
+    let metadata = eraftpb::SnapshotMetadata {
+        conf_state: unless_default(conf_state).into(),
+        index: meta.index,
+        term: meta.term,
+        ..Default::default()
+    };
+    eraftpb::Snapshot {
+        data,
+        metadata: unless_default(metadata).into(),
+        ..Default::default()
+    }
 }
