@@ -470,3 +470,70 @@ async fn a_member_reports_the_address_it_bound() {
     assert_eq!(a.member.urls(), [format!("http://{addr}")]);
     a.member.stop().await;
 }
+
+/// A raft stand-in that takes a message and never answers it.
+struct Stuck {
+    got: watch::Sender<bool>,
+}
+
+impl Actor for Stuck {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inbound> for Stuck {
+    type Result = ResponseFuture<Result<(), ProcessError>>;
+    fn handle(&mut self, _: Inbound, _: &mut Context<Self>) -> Self::Result {
+        self.got.send_replace(true);
+        Box::pin(futures::future::pending())
+    }
+}
+
+impl Handler<ReportUnreachable> for Stuck {
+    type Result = ();
+    fn handle(&mut self, _: ReportUnreachable, _: &mut Context<Self>) {}
+}
+
+impl Handler<ReportSnapshot> for Stuck {
+    type Result = ();
+    fn handle(&mut self, _: ReportSnapshot, _: &mut Context<Self>) {}
+}
+
+#[actix_rt::test]
+async fn a_member_stops_its_transport_then_its_server_within_the_shutdown_timeout() {
+    let (got, mut got_rx) = watch::channel(false);
+    let stuck = MemberBuilder::new(Id(2), CLUSTER)
+        .workers(1)
+        .shutdown_timeout(Duration::from_millis(500))
+        .start(|_| RaftRecipients::new(Stuck { got }.start()))
+        .expect("bind a loopback port");
+    let a = Running::start(1);
+    let add = AddPeer {
+        id: Id(2),
+        urls: stuck.urls().to_vec(),
+    };
+    a.transport().send(add).await.unwrap().unwrap();
+    let beat = vec![message(MessageType::MsgHeartbeat, 1, 2, 0)];
+    a.transport().send(SendMessages(beat)).await.unwrap();
+    let held = tokio::time::timeout(WAIT, got_rx.wait_for(|got| *got)).await;
+    assert!(held.is_ok(), "the request reached the stuck raft actor");
+
+    // The request in progress never finishes: the server gives up on it
+    // after its shutdown timeout (actix-web's own default is 30 s).
+    let transport = stuck.transport().clone();
+    let url = stuck.urls()[0].clone();
+    let stopped = tokio::time::timeout(WAIT, stuck.stop()).await;
+    assert!(stopped.is_ok(), "stop waited for the hung request");
+    let add = AddPeer {
+        id: Id(3),
+        urls: vec![dead_url()],
+    };
+    assert_eq!(
+        transport.send(add).await.unwrap(),
+        Err(TransportError::Stopped)
+    );
+    assert!(
+        std::net::TcpStream::connect(url.trim_start_matches("http://")).is_err(),
+        "the server no longer listens"
+    );
+    a.member.stop().await;
+}

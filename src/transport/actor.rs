@@ -12,15 +12,13 @@ use super::config::TransportConfig;
 use super::error::{member_not_found, TransportError};
 use super::messages::*;
 use super::recipients::TransportRecipients;
+use super::refusal::refuse;
 use super::status_tap::{StatusTap, TappedStatus};
 use crate::error::Error;
 use crate::id::Id;
-use crate::messages::{
-    Dropped, Envelope, GetStats, ReportSnapshot, ReportUnreachable, SendSnapshot, SnapshotStatus,
-    Stop, UpdateUrls,
-};
+use crate::messages::{Dropped, Envelope, GetStats, SendSnapshot, Stop, UpdateUrls};
 use crate::pipeline::PipelineActor;
-use crate::raftpb::{Message as RaftMessage, MessageType};
+use crate::raftpb::Message as RaftMessage;
 use crate::stats::PipelineStats;
 
 /// One peer's (or remote's) pipeline and what the transport knows of it.
@@ -127,7 +125,7 @@ impl Transport {
         match self.route(to) {
             Some(pipeline) if !self.stopped => pipeline.do_send(Envelope(message)),
             _ => {
-                self.refuse(&message, self.refusal());
+                refuse(&self.recipients, &message, self.refusal());
             }
         }
     }
@@ -138,31 +136,6 @@ impl Transport {
         match self.stopped {
             true => Error::Stopped,
             false => member_not_found(),
-        }
-    }
-
-    /// Reports `message` to raft as not delivered, as a pipeline does.
-    fn refuse(&self, message: &RaftMessage, reason: Error) -> Dropped {
-        let to = Id(message.to);
-        log::debug!(
-            "ignored message {} (sent to unknown peer {to}): {reason}",
-            message.r#type
-        );
-        self.recipients.unreachable.do_send(ReportUnreachable {
-            to,
-            message_type: message.r#type,
-            reason: reason.clone(),
-        });
-        if message.r#type == MessageType::MsgSnap as i32 {
-            self.recipients.snapshot.do_send(ReportSnapshot {
-                to,
-                status: SnapshotStatus::Failure,
-            });
-        }
-        Dropped {
-            to,
-            message_type: message.r#type,
-            reason,
         }
     }
 
@@ -314,42 +287,18 @@ impl Handler<SendSnapshot> for Transport {
         let to = Id(snapshot.message.to);
         let pipeline = self.peers.get(&to).filter(|_| !self.stopped);
         let Some(pipeline) = pipeline.map(|p| p.pipeline.clone()) else {
-            let dropped = self.refuse(&snapshot.message, self.refusal());
+            let dropped = refuse(&self.recipients, &snapshot.message, self.refusal());
             return Box::pin(async move { Err(dropped) });
         };
         let message = snapshot.message.clone();
-        let unreachable = self.recipients.unreachable.clone();
-        let snapshots = self.recipients.snapshot.clone();
+        let recipients = self.recipients.clone();
         Box::pin(async move {
             match pipeline.send(snapshot).await {
                 Ok(answer) => answer,
                 // The pipeline went away with the snapshot: report it here.
-                Err(_) => Err(report_lost(&message, unreachable, snapshots)),
+                Err(_) => Err(refuse(&recipients, &message, Error::Stopped)),
             }
         })
-    }
-}
-
-/// Reports a snapshot whose pipeline went away before taking it.
-fn report_lost(
-    message: &RaftMessage,
-    unreachable: Recipient<ReportUnreachable>,
-    snapshots: Recipient<ReportSnapshot>,
-) -> Dropped {
-    let to = Id(message.to);
-    unreachable.do_send(ReportUnreachable {
-        to,
-        message_type: message.r#type,
-        reason: Error::Stopped,
-    });
-    snapshots.do_send(ReportSnapshot {
-        to,
-        status: SnapshotStatus::Failure,
-    });
-    Dropped {
-        to,
-        message_type: message.r#type,
-        reason: Error::Stopped,
     }
 }
 

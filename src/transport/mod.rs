@@ -47,6 +47,7 @@ mod error;
 mod member;
 mod messages;
 mod recipients;
+mod refusal;
 mod status_tap;
 
 pub use actor::Transport;
