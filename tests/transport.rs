@@ -27,6 +27,8 @@ struct Seen {
     snapshots: Vec<ReportSnapshot>,
     /// Every peer status transition.
     status: Vec<PeerStatusChanged>,
+    /// Where streamed snapshots were stored.
+    snapshot_files: Vec<std::path::PathBuf>,
 }
 
 impl Seen {
@@ -55,8 +57,11 @@ impl Handler<Inbound> for Node {
     type Result = Result<(), ProcessError>;
     fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) -> Self::Result {
         let from = Id(inbound.message.from);
-        self.seen
-            .send_modify(|s| *s.received.entry(from).or_default() += 1);
+        let file = inbound.snapshot.map(|stored| stored.path);
+        self.seen.send_modify(|s| {
+            *s.received.entry(from).or_default() += 1;
+            s.snapshot_files.extend(file);
+        });
         Ok(())
     }
 }
@@ -90,8 +95,12 @@ struct Running {
 
 impl Running {
     fn start(id: u64) -> Running {
+        Running::start_with(MemberBuilder::new(Id(id), CLUSTER))
+    }
+
+    fn start_with(builder: MemberBuilder) -> Running {
         let (tx, seen) = watch::channel(Seen::default());
-        let member = MemberBuilder::new(Id(id), CLUSTER)
+        let member = builder
             .workers(1)
             .start(|_transport| RaftRecipients::new(Node { seen: tx }.start()).with_peer_status())
             .expect("bind a loopback port");
@@ -315,6 +324,37 @@ async fn a_message_to_an_unknown_peer_is_reported_never_lost() {
     let refused = a.transport().send(add).await.unwrap();
     assert_eq!(refused, Err(TransportError::Stopped));
     a.member.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_snapshot_read_from_a_reader_streams_to_the_peers_sink() {
+    let dir = std::env::temp_dir().join(format!("transport-snap-{}", std::process::id()));
+    let sink = snapshot_receiver::DirSink::new(&dir);
+    let b = Running::start_with(
+        MemberBuilder::new(Id(2), CLUSTER)
+            .receiver(move |c| c.snapshots(snapshot_receiver::SnapshotConfig::new().sink(sink))),
+    );
+    let a = Running::start(1);
+    a.add(&b).await;
+    // Several chunks' worth, with a pattern that shows any reordering.
+    let db: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut msnap = message(MessageType::MsgSnap, 1, 2, 0);
+    msnap.snapshot.metadata.index = 42;
+    let size = db.len() as u64;
+    let snapshot = SendSnapshot::from_reader(msnap, std::io::Cursor::new(db.clone()), size);
+    a.transport().send(snapshot).await.unwrap().expect("queued");
+
+    let seen = b
+        .wait("the stored snapshot", |s| !s.snapshot_files.is_empty())
+        .await;
+    assert_eq!(std::fs::read(&seen.snapshot_files[0]).unwrap(), db);
+    let seen = a
+        .wait("the snapshot's outcome", |s| !s.snapshots.is_empty())
+        .await;
+    assert_eq!(seen.snapshots[0].status, SnapshotStatus::Finish);
+    a.member.stop().await;
+    b.member.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[actix_rt::test]
