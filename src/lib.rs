@@ -186,11 +186,15 @@ mod peer_url;
 mod picker;
 mod pipeline;
 mod pool;
+#[cfg(feature = "raft-rs")]
+pub mod raft_rs;
 pub mod raftpb;
 pub mod receiver;
 mod sender;
 mod snapshot;
+mod snapshot_source;
 mod stats;
+pub mod transport;
 mod version;
 mod wire;
 
@@ -211,7 +215,9 @@ pub use peer_url::PeerUrl;
 pub use pipeline::{PipelineActor, Recipients};
 pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
+pub use snapshot_source::{body_from_bytes, body_from_reader};
 pub use stats::{FollowerStats, PipelineStats};
+pub use transport::{Member, MemberBuilder, Transport, TransportConfig};
 pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
 /// Not part of the API: pieces the benchmark and the integration tests
