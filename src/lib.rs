@@ -22,11 +22,12 @@
 //! | what | items |
 //! |---|---|
 //! | this member | [`LocalMember`], [`Id`], [`PeerUrl`], [`membership`] (ids as etcd derives them, [`InitialCluster`]) |
-//! | sending | [`PipelineActor`], [`PipelineConfig`], [`SenderPlacement`], [`Recipients`], [`SenderActor`] |
-//! | messages to a pipeline | [`Envelope`], [`SendSnapshot`] (with a [`SnapshotBody`]), [`Stop`], [`GetStats`], [`UpdateUrls`], [`ResetConnections`] |
+//! | a whole member | [`transport`]: [`Transport`] (one pipeline per peer, routed by `to`), [`MemberBuilder`] / [`Member`] (receiver server and transport in one call), [`TransportConfig`] |
+//! | sending to one peer | [`PipelineActor`], [`PipelineConfig`], [`SenderPlacement`], [`Recipients`], [`SenderActor`] |
+//! | messages to a pipeline | [`Envelope`], [`SendSnapshot`] (with a [`SnapshotBody`]: [`body_from_bytes`], [`body_from_reader`]), [`Stop`], [`GetStats`], [`UpdateUrls`], [`ResetConnections`] |
 //! | what a pipeline reports | [`ReportUnreachable`], [`ReportSnapshot`] ([`SnapshotStatus`]), [`PeerStatusChanged`], [`CriticalError`], [`Dropped`], [`PipelineStats`], [`FollowerStats`] |
 //! | receiving | [`receiver`] (routes, [`receiver::ReceiverConfig`], snapshot sinks), [`Inbound`], [`ReceivedSnapshot`], [`ProcessError`], [`nodelay`] |
-//! | wire types | [`raftpb`] |
+//! | wire types | [`raftpb`]; with the `raft-rs` feature, `raft_rs`: lossless conversions to and from raft-rs (tikv's `raft`) |
 //! | errors | [`Error`], [`TransportError`] |
 //! | defaults (etcd's names) | [`CONN_PER_PIPELINE`], [`PIPELINE_BUF_SIZE`], [`DIAL_TIMEOUT`], [`RESPONSE_TIMEOUT`], [`RESPONSE_TIMEOUT_PER_MIB`], [`SNAPSHOT_STALL_TIMEOUT`], [`SNAPSHOT_LIMIT_BYTES`], [`SERVER_VERSION`], [`MIN_CLUSTER_VERSION`] |
 //!
