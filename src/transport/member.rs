@@ -45,11 +45,11 @@ use actix_web::{App, HttpServer};
 use super::actor::Transport;
 use super::config::TransportConfig;
 use super::messages::StopTransport;
-use super::recipients::TransportRecipients;
 use crate::id::Id;
 use crate::local_member::LocalMember;
 use crate::messages::{CriticalError, PeerStatusChanged};
 use crate::messages::{Inbound, ReportSnapshot, ReportUnreachable};
+use crate::pipeline::Recipients;
 use crate::receiver::{self, ReceiverConfig};
 use crate::stats::PipelineStats;
 
@@ -219,7 +219,7 @@ fn serve(
 pub struct RaftRecipients<R: Actor> {
     raft: Addr<R>,
     inbound: Recipient<Inbound>,
-    transport: TransportRecipients,
+    transport: Recipients,
 }
 
 impl<R: Actor> std::fmt::Debug for RaftRecipients<R> {
@@ -240,7 +240,7 @@ where
     pub fn new(raft: Addr<R>) -> Self {
         RaftRecipients {
             inbound: raft.clone().recipient(),
-            transport: TransportRecipients::from_addr(&raft),
+            transport: Recipients::from_addr(&raft),
             raft,
         }
     }
