@@ -178,6 +178,8 @@ pub mod receiver;
 mod sender;
 mod snapshot;
 mod stats;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod version;
 mod wire;
 
