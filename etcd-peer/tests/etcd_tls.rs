@@ -5,13 +5,16 @@
 //! CA (our library's pipeline, in-process) is refused in the handshake by
 //! both etcd and our member.
 //!
+//! A second test has etcd stream its database to our member over mutual
+//! TLS (`POST /raft/snapshot`), as `etcd_snapshot.rs` does in plain HTTP.
+//!
 //! Clients (`etcdctl`) use etcd's plain client URL; only peer traffic is
 //! under TLS here.
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -31,6 +34,14 @@ use support::peer::Peer;
 const TOKEN: &str = "tok-tls";
 /// How long any one expected event may take.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One etcd test at a time, so that etcd's fast timers do not compete for
+/// the CPU.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _ = env_logger::builder().is_test(true).try_init();
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A CA made for the test, writing PEM files in a directory.
 struct Ca {
@@ -108,27 +119,8 @@ fn start_cluster(ca: &Ca, dir: &Path) -> Cluster {
             .member("rust-peer", &our_url)
             .fast_timers()
             .peer_tls(&theirs.cert, &theirs.key, &ca.file());
-        let args: Vec<String> = [
-            "--name",
-            "rust-peer",
-            "--initial-cluster",
-            &config.initial_cluster(),
-            "--initial-cluster-token",
-            TOKEN,
-            "--listen-peer-urls",
-            &our_url,
-            "--peer-cert-file",
-            &ours.cert.display().to_string(),
-            "--peer-key-file",
-            &ours.key.display().to_string(),
-            "--peer-trusted-ca-file",
-            &ca.file().display().to_string(),
-            "--peer-client-cert-auth",
-            "--peer-cert-allowed-cn",
-            "etcd-tls",
-        ]
-        .map(str::to_owned)
-        .to_vec();
+        let mut args = member_args("rust-peer", &our_url, &config, &ours, ca);
+        args.extend(["--peer-cert-allowed-cn".to_owned(), "etcd-tls".to_owned()]);
         let mut standin = Peer::spawn("rust-peer", &args, dir);
         if let Err(e) = standin.try_wait_for(EVENT_TIMEOUT, |e| e["event"] == "up") {
             errors.push(format!("rust-peer: {e}\n{}", standin.log_tail(5)));
@@ -146,6 +138,36 @@ fn start_cluster(ca: &Ca, dir: &Path) -> Cluster {
         }
     }
     panic!("the cluster did not start:\n{}", errors.join("\n---\n"));
+}
+
+/// The stand-in's flags for member `name` at `url` in `config`'s cluster,
+/// with peer TLS from `issued` and client-cert auth.
+fn member_args(
+    name: &str,
+    url: &str,
+    config: &EtcdConfig,
+    issued: &Issued,
+    ca: &Ca,
+) -> Vec<String> {
+    [
+        "--name",
+        name,
+        "--initial-cluster",
+        &config.initial_cluster(),
+        "--initial-cluster-token",
+        &config.token,
+        "--listen-peer-urls",
+        url,
+        "--peer-cert-file",
+        &issued.cert.display().to_string(),
+        "--peer-key-file",
+        &issued.key.display().to_string(),
+        "--peer-trusted-ca-file",
+        &ca.file().display().to_string(),
+        "--peer-client-cert-auth",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -178,7 +200,7 @@ fn etcd_and_our_member_commit_over_mutual_tls_and_both_refuse_another_ca() {
     if !etcd_available() {
         return;
     }
-    let _ = env_logger::builder().is_test(true).try_init();
+    let _serial = serial();
     let dir = TempDir::new("rafthttp-etcd-tls").expect("temp dir");
     let ca = Ca::new(dir.path(), "ca");
     let Cluster {
@@ -329,4 +351,94 @@ impl Handler<ReportUnreachable> for Callbacks {
 impl Handler<ReportSnapshot> for Callbacks {
     type Result = ();
     fn handle(&mut self, _: ReportSnapshot, _: &mut Context<Self>) {}
+}
+
+/// A free loopback `https://` URL.
+fn https_url() -> String {
+    format!("https://127.0.0.1:{}", free_port())
+}
+
+#[test]
+fn etcd_streams_a_snapshot_to_our_member_over_mutual_tls() {
+    if !etcd_available() {
+        return;
+    }
+    let _serial = serial();
+    let dir = TempDir::new("rafthttp-etcd-tls-snap").expect("temp dir");
+    let ca = Ca::new(dir.path(), "ca");
+    let (a_cert, b_cert, etcd_cert) = (ca.issue("a", "a"), ca.issue("b", "b"), ca.issue("e", "e"));
+    // etcd with A (acking) and B (held down, taking snapshots), all on TLS.
+    let (a_url, b_url) = (https_url(), https_url());
+    let config = EtcdConfig::new("etcd-snap", "tok-tls-snap")
+        .member("a", &a_url)
+        .member("b", &b_url)
+        .timers(25, 500)
+        .arg("--snapshot-count", "100")
+        .peer_tls(&etcd_cert.cert, &etcd_cert.key, &ca.file());
+    let mut a = Peer::spawn(
+        "a",
+        &member_args("a", &a_url, &config, &a_cert, &ca),
+        dir.path(),
+    );
+    a.wait_for("a up", EVENT_TIMEOUT, |e| e["event"] == "up");
+    let b_data = dir.path().join("snap");
+    let mut b_args = member_args("b", &b_url, &config, &b_cert, &ca);
+    b_args.extend(
+        [
+            "--data-dir",
+            &b_data.display().to_string(),
+            "--down-until-signal",
+            "--events",
+        ]
+        .map(str::to_owned),
+    );
+    let mut b = Peer::spawn("b", &b_args, dir.path());
+    b.wait_for("b down", EVENT_TIMEOUT, |e| e["event"] == "down");
+    let etcd = Etcd::start(config).expect("etcd started");
+    etcd.wait_healthy(Duration::from_secs(20))
+        .expect("etcd healthy with A");
+
+    // 10 000 entries; etcd compacts its log past B's (it keeps 5 000), so
+    // only a snapshot can catch B up.
+    let out = etcd.etcdctl(&["check", "datascale"], Duration::from_secs(120));
+    assert!(out.status.success(), "datascale: {}", text(&out));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !etcd.log().lines().any(|l| {
+        serde_json::from_str::<Value>(l).is_ok_and(|l| {
+            l["msg"] == "compacted Raft logs" && l["compact-index"].as_u64() > Some(1_000)
+        })
+    }) {
+        assert!(Instant::now() < deadline, "etcd did not compact its log");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // B comes up; etcd streams its database over mutual TLS.
+    b.signal(libc::SIGUSR1);
+    let saved = b.wait_for("saved snapshot", Duration::from_secs(120), |e| {
+        e["event"] == "snapshot_saved"
+    });
+    b.wait_for("the 204", EVENT_TIMEOUT, |e| {
+        e["event"] == "snapshot_answer" && e["status"] == 204
+    });
+    let size = saved["size"].as_u64().expect("database size");
+    let path = PathBuf::from(saved["path"].as_str().expect("database path"));
+    assert_eq!(std::fs::metadata(&path).expect("saved file").len(), size);
+    assert!(size > 1024 * 1024, "a real database: {size} bytes");
+    let status = etcd.etcdctl(
+        &[
+            "snapshot",
+            "status",
+            &path.display().to_string(),
+            "-w",
+            "json",
+        ],
+        EVENT_TIMEOUT,
+    );
+    assert!(
+        status.status.success(),
+        "etcd reads the saved database: {}",
+        text(&status)
+    );
+    a.stop(EVENT_TIMEOUT);
+    b.stop(EVENT_TIMEOUT);
 }
