@@ -153,6 +153,18 @@
 //! for each MiB of body, so a large `MsgSnap` is not killed by a timeout
 //! sized for heartbeats.
 //!
+//! # Mutual TLS (feature `tls`)
+//!
+//! With the `tls` feature (off by default), the `tls` module speaks etcd's
+//! peer TLS with rustls 0.23 (the `ring` provider): `TlsInfo` takes etcd's
+//! `--peer-*` settings and loads a `PeerTls`, whose client configuration
+//! goes to `PipelineConfig::tls` (the senders post to `https://` URLs with
+//! a client certificate) and whose server configuration goes to actix-web's
+//! `HttpServer::bind_rustls_0_23` (client certificates required and
+//! verified in the handshake, with etcd's `--peer-cert-allowed-cn` and
+//! `--peer-cert-allowed-hostname`). Certificate files are read again when
+//! they change, for new connections.
+//!
 //! # Wire compatibility
 //!
 //! - HTTP/1.1 only: etcd's peer port sends HTTP/2 to gRPC.
@@ -195,6 +207,8 @@ mod sender;
 mod snapshot;
 mod snapshot_source;
 mod stats;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod transport;
 mod version;
 mod wire;

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::prelude::*;
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::{ServerHandle, Service};
+use actix_web::rt::net::TcpStream;
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use rafthttp_pipeline::membership::{InitialCluster, Member};
@@ -66,8 +68,15 @@ pub fn start_on(
     let addr = ctx.address();
     let mut pipelines = HashMap::new();
     let local = LocalMember::new(me.id, cluster.cluster_id).peer_urls(me.peer_urls.clone());
+    let tls = match flags.tls().map_err(io::Error::other)? {
+        Some(info) => Some(info.load().map_err(io::Error::other)?),
+        None => None,
+    };
     for peer in &peers {
-        let config = PipelineConfig::new(&local, peer.id, peer.peer_urls.clone());
+        let mut config = PipelineConfig::new(&local, peer.id, peer.peer_urls.clone());
+        if let Some(tls) = &tls {
+            config = config.tls(tls.client_config());
+        }
         let recipients = Recipients::from_addr(&addr).peer_status(addr.clone().recipient());
         let pipeline = PipelineActor::start(config, recipients).map_err(io::Error::other)?;
         pipelines.insert(peer.id.0, pipeline);
@@ -141,7 +150,7 @@ pub fn start_on(
     })
     .on_connect(|conn, data| {
         rafthttp_pipeline::nodelay::on_connect(conn, data);
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Some(tcp) = tcp_stream(conn) {
             data.insert(PeerSocket(tcp.as_raw_fd()));
         }
     })
@@ -149,7 +158,10 @@ pub fn start_on(
     .disable_signals();
     for listener in listeners {
         info!("listening for peers on {}", listener.local_addr()?);
-        server = server.listen(listener)?;
+        server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.server_config())?,
+            None => server.listen(listener)?,
+        };
     }
     let server = server.run();
     let handle = server.handle();
@@ -161,5 +173,13 @@ pub fn start_on(
     Ok(Running {
         server: handle,
         actor,
+    })
+}
+
+/// The TCP stream under an accepted connection, plain or TLS.
+fn tcp_stream(conn: &dyn std::any::Any) -> Option<&TcpStream> {
+    conn.downcast_ref::<TcpStream>().or_else(|| {
+        conn.downcast_ref::<TlsStream<TcpStream>>()
+            .map(|tls| tls.get_ref().0)
     })
 }
