@@ -1,7 +1,6 @@
 //! The wiring: the actor, one pipeline per peer, and the HTTP server with
 //! the receiver's routes and etcd's `/members`.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -18,8 +17,9 @@ use log::{info, warn};
 use rafthttp_pipeline::membership::{InitialCluster, Member};
 use rafthttp_pipeline::receiver::SnapshotConfig;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::transport::{AddPeer, TransportConfig};
 use rafthttp_pipeline::LocalMember;
-use rafthttp_pipeline::{Id, PipelineActor, PipelineConfig, PipelineStats, Recipients};
+use rafthttp_pipeline::{Id, PipelineStats, Recipients, Transport};
 use serde_json::json;
 
 use crate::actor::{Shutdown, StandInActor};
@@ -38,7 +38,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops serving, then stops the pipelines; returns their final stats.
+    /// Stops serving, then stops the transport; returns every pipeline's
+    /// final stats.
     pub async fn stop(self) -> Vec<(Id, PipelineStats)> {
         self.server.stop(true).await;
         self.actor.send(Shutdown).await.unwrap_or_default()
@@ -46,7 +47,7 @@ impl Running {
 }
 
 /// Starts the stand-in on `listeners`, inside a running actix `System`:
-/// the actor, one pipeline per peer, and the HTTP server. The actor counts
+/// the actor, its transport (one pipeline per peer), and the HTTP server. The actor counts
 /// into `counts`.
 pub fn start_on(
     flags: &Flags,
@@ -64,31 +65,36 @@ pub fn start_on(
         peers.len()
     );
     let events = Events::new(flags.events);
-    let ctx = Context::<StandInActor>::new();
-    let addr = ctx.address();
-    let mut pipelines = HashMap::new();
     let local = LocalMember::new(me.id, cluster.cluster_id).peer_urls(me.peer_urls.clone());
     let tls = match flags.tls().map_err(io::Error::other)? {
         Some(info) => Some(info.load().map_err(io::Error::other)?),
         None => None,
     };
-    for peer in &peers {
-        let mut config = PipelineConfig::new(&local, peer.id, peer.peer_urls.clone());
-        if let Some(tls) = &tls {
-            config = config.tls(tls.client_config());
-        }
-        let recipients = Recipients::from_addr(&addr).peer_status(addr.clone().recipient());
-        let pipeline = PipelineActor::start(config, recipients).map_err(io::Error::other)?;
-        pipelines.insert(peer.id.0, pipeline);
+    let mut config = TransportConfig::new(&local);
+    if let Some(tls) = &tls {
+        let client = tls.client_config();
+        config = config.pipeline_with(|p| p.tls(client));
     }
     let peer_ids: Vec<Id> = peers.iter().map(|p| p.id).collect();
-    let actor = ctx.run(StandInActor {
-        logic: StandIn::new(me.id, &peer_ids, !flags.no_append_ack),
-        pipelines,
-        counts,
-        stats_every: flags.stats_every,
-        events,
+    let logic = StandIn::new(me.id, &peer_ids, !flags.no_append_ack);
+    let stats_every = flags.stats_every;
+    let (transport, actor) = Transport::start_with(config, |transport| {
+        let actor = StandInActor {
+            logic,
+            transport,
+            counts,
+            stats_every,
+            events,
+        }
+        .start();
+        let recipients = Recipients::from_addr(&actor).peer_status(actor.clone().recipient());
+        (recipients, actor)
     });
+    for peer in &peers {
+        // --initial-cluster's URLs were checked when it was parsed.
+        let urls = peer.peer_urls.clone();
+        transport.do_send(AddPeer { id: peer.id, urls });
+    }
 
     let mut receiver_config =
         ReceiverConfig::new(&local, actor.clone().recipient()).serve_version(true);
