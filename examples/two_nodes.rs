@@ -126,7 +126,7 @@ struct Member {
 }
 
 fn serve(id: Id, node: &Addr<Node>, port: u16) -> std::io::Result<(u16, ServerHandle)> {
-    let config = ReceiverConfig::new(id, CLUSTER, node.clone().recipient());
+    let config = ReceiverConfig::new(&LocalMember::new(id, CLUSTER), node.clone().recipient());
     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
         .workers(1)
         .disable_signals()
@@ -156,8 +156,8 @@ fn start_member(name: &'static str, id: Id) -> std::io::Result<Member> {
 
 fn pipeline(from: &Member, to: &Member) -> Result<Addr<PipelineActor>, Error> {
     let url = |port: u16| format!("http://127.0.0.1:{port}");
-    let config = PipelineConfig::new(from.id, to.id, CLUSTER, vec![url(to.port)])
-        .local_urls(vec![url(from.port)]);
+    let local = LocalMember::new(from.id, CLUSTER).peer_urls(vec![url(from.port)]);
+    let config = PipelineConfig::new(&local, to.id, vec![url(to.port)]);
     let recipients = Recipients::from_addr(&from.node).peer_status(from.node.clone().recipient());
     PipelineActor::start(config, recipients)
 }
@@ -206,7 +206,7 @@ fn snapshot(from: Id, to: Id) -> Message {
 /// Sends `msgs` as a raft node that respects backpressure does: a batch
 /// that fits the queue, then waits until the pipeline has settled it.
 async fn send_batched(p: &Addr<PipelineActor>, msgs: Vec<Message>) -> Result<(), String> {
-    for batch in msgs.chunks(rafthttp_pipeline::config::PIPELINE_BUF_SIZE) {
+    for batch in msgs.chunks(rafthttp_pipeline::PIPELINE_BUF_SIZE) {
         for msg in batch {
             if let Err(dropped) = p
                 .send(Envelope(msg.clone()))
@@ -357,8 +357,8 @@ fn summary(
     println!("summary");
     for (name, s) in [("a -> b", a), ("b -> a", b)] {
         println!(
-            "  {name}: accepted {}, delivered {}, failed {}, dropped {}, cancelled {}, {} bytes sent",
-            s.accepted, s.delivered, s.failed, s.dropped, s.cancelled, s.sent_bytes
+            "  {name}: offered {}, delivered {}, failed {}, dropped {}, cancelled {}, {} bytes sent",
+            s.offered, s.delivered, s.failed, s.dropped, s.cancelled, s.sent_bytes
         );
     }
     println!("  b received {} messages: {:?}", rb.total(), rb.received);
@@ -369,7 +369,7 @@ fn summary(
     );
     let balanced = [a, b]
         .iter()
-        .all(|s| s.accepted == s.delivered + s.reported());
+        .all(|s| s.offered == s.delivered + s.reported());
     let counted = rb.total() == a.delivered && ra.total() == b.delivered;
     let reported = ra.unreachable == a.reported();
     if balanced && counted && reported && ra.snapshots == [SnapshotStatus::Finish] {

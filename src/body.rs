@@ -19,15 +19,15 @@ use crate::raftpb::{Entry, Message, Snapshot};
 /// copying a few KiB costs less than a slice of its own, and the HTTP
 /// client writes to the socket whenever a slice takes its buffer past
 /// 8 KiB, so shared slices this large keep every write large.
-pub const SHARE_DATA_FROM: usize = 64 * 1024;
+pub(crate) const SHARE_DATA_FROM: usize = 64 * 1024;
 
 /// The largest slice handed to the HTTP client at once: it copies each
 /// slice into its write buffer, which then stays small.
-pub const SEND_SLICE: usize = 256 * 1024;
+pub(crate) const SEND_SLICE: usize = 256 * 1024;
 
 /// An encoded message, in wire order.
 #[derive(Clone)]
-pub enum Body {
+pub(crate) enum Body {
     /// The whole encoding in one buffer: a message without large data.
     Whole(Bytes),
     /// A message with large data, shared, not copied: the encoded fields
@@ -54,7 +54,7 @@ impl Body {
     /// Encodes `message` byte for byte as `encode_to_vec` does, sharing
     /// each data of at least [`SHARE_DATA_FROM`] bytes instead of copying
     /// it.
-    pub fn encode(message: &Message) -> Self {
+    pub(crate) fn encode(message: &Message) -> Self {
         match shared_len(message) {
             0 => Body::Whole(Bytes::from(message.encode_to_vec())),
             shared => sliced(message, shared),
@@ -62,21 +62,16 @@ impl Body {
     }
 
     /// Bytes on the wire.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         match self {
             Body::Whole(bytes) => bytes.len(),
             Body::Sliced { len, .. } => *len,
         }
     }
 
-    /// Whether the body is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The whole body when it is one small buffer, to send as it is;
     /// otherwise the body back, to send in [`slices`](Self::slices).
-    pub fn into_single(self) -> Result<Bytes, Self> {
+    pub(crate) fn into_single(self) -> Result<Bytes, Self> {
         match self {
             Body::Whole(bytes) if bytes.len() <= SEND_SLICE => Ok(bytes),
             body => Err(body),
@@ -84,7 +79,7 @@ impl Body {
     }
 
     /// The body in slices of at most [`SEND_SLICE`], none of them copied.
-    pub fn slices(&self) -> Vec<Bytes> {
+    pub(crate) fn slices(&self) -> Vec<Bytes> {
         self.parts()
             .iter()
             .flat_map(|part| {

@@ -6,6 +6,9 @@ use actix::ArbiterHandle;
 
 use crate::error::Error;
 use crate::id::Id;
+use crate::local_member::LocalMember;
+use crate::metrics::Metrics;
+use crate::peer_url::PeerUrl;
 use crate::version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
 /// How many senders, hence POSTs in flight, a pipeline has
@@ -72,17 +75,12 @@ impl std::fmt::Debug for SenderPlacement {
 /// etcd's default, and [`PipelineConfig::validate`] checks it.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// This member's id, sent as `X-Server-From`.
-    pub local_id: Id,
+    /// This member: its id, its cluster's id and its advertised URLs.
+    pub local: LocalMember,
     /// The remote peer's id; callbacks name it.
     pub peer_id: Id,
-    /// The cluster's id, sent as `X-Etcd-Cluster-ID`.
-    pub cluster_id: Id,
     /// The peer's URLs (`http://host:port`); the picker uses them sorted.
     pub peer_urls: Vec<String>,
-    /// This member's URLs, sent sorted as `X-PeerURLs`; empty omits the
-    /// header, as etcd does when `tr.URLs` is nil.
-    pub local_urls: Vec<String>,
     /// `X-Server-Version` (default [`SERVER_VERSION`]).
     pub server_version: String,
     /// `X-Min-Cluster-Version` (default [`MIN_CLUSTER_VERSION`]).
@@ -104,18 +102,19 @@ pub struct PipelineConfig {
     pub snapshot_stall_timeout: Duration,
     /// Where the senders run (default [`SenderPlacement::Current`]).
     pub placement: SenderPlacement,
+    /// Where to count etcd's `etcd_network_*` metrics for this peer
+    /// (default: nowhere).
+    pub metrics: Option<Metrics>,
 }
 
 impl PipelineConfig {
-    /// A configuration with etcd's defaults for everything but the ids and
-    /// the peer's URLs.
-    pub fn new(local_id: Id, peer_id: Id, cluster_id: Id, peer_urls: Vec<String>) -> Self {
+    /// A pipeline from `local` to peer `peer_id` at `peer_urls`, with
+    /// etcd's defaults for everything else.
+    pub fn new(local: &LocalMember, peer_id: Id, peer_urls: Vec<String>) -> Self {
         PipelineConfig {
-            local_id,
+            local: local.clone(),
             peer_id,
-            cluster_id,
             peer_urls,
-            local_urls: Vec::new(),
             server_version: SERVER_VERSION.to_owned(),
             min_cluster_version: MIN_CLUSTER_VERSION.to_owned(),
             connections: CONN_PER_PIPELINE,
@@ -125,13 +124,8 @@ impl PipelineConfig {
             response_timeout_per_mib: RESPONSE_TIMEOUT_PER_MIB,
             snapshot_stall_timeout: SNAPSHOT_STALL_TIMEOUT,
             placement: SenderPlacement::Current,
+            metrics: None,
         }
-    }
-
-    /// Sets this member's URLs, sent as `X-PeerURLs`.
-    pub fn local_urls(mut self, urls: Vec<String>) -> Self {
-        self.local_urls = urls;
-        self
     }
 
     /// Sets the number of senders (POSTs in flight).
@@ -170,6 +164,12 @@ impl PipelineConfig {
         self
     }
 
+    /// Counts etcd's metrics for this peer in `metrics`.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// The response timeout for a body of `len` bytes: the base timeout
     /// plus [`PipelineConfig::response_timeout_per_mib`] for each MiB.
     pub fn response_timeout_for(&self, len: usize) -> Duration {
@@ -196,8 +196,11 @@ impl PipelineConfig {
         if timeouts.iter().any(Duration::is_zero) {
             return Err(Error::InvalidConfig("timeouts must be non-zero".into()));
         }
-        for url in self.peer_urls.iter().chain(&self.local_urls) {
-            crate::picker::parse_peer_url(url)?;
+        for url in &self.peer_urls {
+            crate::picker::pipeline_url(url)?;
+        }
+        for url in &self.local.peer_urls {
+            PeerUrl::parse(url)?;
         }
         Ok(())
     }

@@ -13,14 +13,14 @@
 use std::collections::VecDeque;
 
 /// What the dispatcher needs to know of a message.
-pub trait Lane {
+pub(crate) trait Lane {
     /// Whether the message is a snapshot, which the snapshot lane limits.
     fn is_snapshot(&self) -> bool;
 }
 
 /// The queue, the senders' slots and the round-robin cursor.
 #[derive(Debug)]
-pub struct Dispatch<T> {
+pub(crate) struct Dispatch<T> {
     queue: VecDeque<T>,
     buffer: usize,
     slots: Vec<Option<T>>,
@@ -32,7 +32,7 @@ impl<T: Lane> Dispatch<T> {
     /// A dispatcher for `senders` senders and a queue of `buffer`. With a
     /// single sender the snapshot lane allows one snapshot, or snapshots
     /// could never be sent.
-    pub fn new(senders: usize, buffer: usize) -> Self {
+    pub(crate) fn new(senders: usize, buffer: usize) -> Self {
         Dispatch {
             queue: VecDeque::with_capacity(buffer),
             buffer,
@@ -44,12 +44,12 @@ impl<T: Lane> Dispatch<T> {
 
     /// Whether the queue is full, so that [`offer`](Self::offer) would
     /// hand the next message back.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.queue.len() >= self.buffer
     }
 
     /// Queues `item`, or hands it back when the queue is full.
-    pub fn offer(&mut self, item: T) -> Result<(), T> {
+    pub(crate) fn offer(&mut self, item: T) -> Result<(), T> {
         if self.is_full() {
             return Err(item);
         }
@@ -59,7 +59,7 @@ impl<T: Lane> Dispatch<T> {
 
     /// Moves the next message that may go into the next idle sender's slot
     /// and returns that sender's index, or `None` when nothing can move.
-    pub fn assign(&mut self) -> Option<usize> {
+    pub(crate) fn assign(&mut self) -> Option<usize> {
         let sender = self.next_idle()?;
         let position = self.next_sendable()?;
         let item = self.queue.remove(position)?;
@@ -69,28 +69,28 @@ impl<T: Lane> Dispatch<T> {
     }
 
     /// The message `sender` is carrying.
-    pub fn slot_mut(&mut self, sender: usize) -> Option<&mut T> {
+    pub(crate) fn slot_mut(&mut self, sender: usize) -> Option<&mut T> {
         self.slots.get_mut(sender)?.as_mut()
     }
 
     /// Frees `sender` and returns the message it carried. Each message is
     /// returned once: a second call gives `None`.
-    pub fn finish(&mut self, sender: usize) -> Option<T> {
+    pub(crate) fn finish(&mut self, sender: usize) -> Option<T> {
         self.slots.get_mut(sender)?.take()
     }
 
     /// Takes every waiting message out of the queue.
-    pub fn drain_queue(&mut self) -> Vec<T> {
+    pub(crate) fn drain_queue(&mut self) -> Vec<T> {
         self.queue.drain(..).collect()
     }
 
     /// Messages waiting.
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queue.len()
     }
 
     /// Messages being carried by a sender.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
     }
 

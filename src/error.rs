@@ -1,5 +1,6 @@
 //! The crate's one error type.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything that can go wrong in this crate.
@@ -7,8 +8,12 @@ use std::time::Duration;
 /// Messages match etcd 3.4.23's texts where etcd has one
 /// (`rafthttp/http.go`, `rafthttp/util.go`), so logs read the same on both
 /// sides. Branch on the predicates ([`Error::is_timeout`], ...) rather than
-/// on the text.
+/// on the text. A [`Error::Transport`] names what failed and keeps the
+/// error beneath it as its [`source`](std::error::Error::source): walk the
+/// chain to log the whole story. New variants may come in a minor release, so a `match` needs
+/// a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The peer answered 412 `incompatible version`: its version and ours do
     /// not overlap (`errIncompatibleVersion`). Upgrade one side.
@@ -35,9 +40,10 @@ pub enum Error {
         url: String,
     },
     /// The connection could not be made or broke (connect refused, reset,
-    /// body cut short).
-    #[error("{0}")]
-    Transport(String),
+    /// body cut short). Its [`source`](std::error::Error::source) is the
+    /// underlying I/O or protocol error when there is one.
+    #[error(transparent)]
+    Transport(TransportError),
     /// No answer came in time: the connect timeout or the response timeout
     /// of [`crate::PipelineConfig`] passed.
     #[error("request timed out after {0:?}")]
@@ -89,6 +95,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// A [`Error::Transport`] saying what failed (`context`), keeping the
+    /// error beneath it as its source.
+    pub fn transport<E>(context: impl Into<String>, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Transport(TransportError {
+            context: context.into(),
+            source: Some(Arc::new(source)),
+        })
+    }
+
     /// Whether the error is a timeout (connect or response).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout(_) | Error::Stalled(_))
@@ -102,5 +120,109 @@ impl Error {
     /// Whether the message was cancelled by a stop rather than failing.
     pub fn is_stopped(&self) -> bool {
         matches!(self, Error::Stopped)
+    }
+}
+
+/// Why a connection could not be made or broke: what failed, and the error
+/// beneath it when one can be kept (an I/O or protocol error).
+///
+/// `Display` shows only what failed; the error beneath it is the
+/// [`source`](std::error::Error::source), as the error-handling convention
+/// wants, so a reporter that walks the chain prints each cause once. Two
+/// transport errors are equal when they read the same, cause included, so
+/// [`Error`] stays `Clone` and `Eq` while keeping its source.
+#[derive(Debug, Clone)]
+pub struct TransportError {
+    context: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TransportError {
+    /// A failure described by `context` alone, for an underlying error that
+    /// cannot be kept (one that may not cross threads).
+    pub fn new(context: impl Into<String>) -> Self {
+        TransportError {
+            context: context.into(),
+            source: None,
+        }
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.context)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let source = self.source.as_deref()?;
+        Some(source)
+    }
+}
+
+impl PartialEq for TransportError {
+    fn eq(&self, other: &Self) -> bool {
+        let cause = |e: &Self| e.source.as_ref().map(|s| s.to_string());
+        self.context == other.context && cause(self) == cause(other)
+    }
+}
+
+impl Eq for TransportError {}
+
+/// `error` and every error beneath it, joined with `": "`, e.g.
+/// `failed to connect to host: Connection refused (os error 111)`: the
+/// whole story in one line, for logs and etcd's peer-status reasons.
+pub(crate) fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+    use std::io;
+
+    fn refused() -> Error {
+        let io = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
+        Error::transport("failed to connect to host", io)
+    }
+
+    #[test]
+    fn a_transport_error_keeps_its_source() {
+        let err = refused();
+        assert_eq!(err.to_string(), "failed to connect to host");
+        let source = err.source().expect("the I/O error is kept");
+        let io = source.downcast_ref::<io::Error>().expect("as an io::Error");
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            chain_text(&err),
+            "failed to connect to host: connection refused"
+        );
+    }
+
+    #[test]
+    fn transport_errors_are_equal_when_they_read_the_same() {
+        assert_eq!(refused(), refused().clone());
+        assert_ne!(
+            refused(),
+            Error::Transport(TransportError::new("failed to connect to host"))
+        );
+        assert_ne!(refused(), Error::Stopped);
+    }
+
+    #[test]
+    fn chain_text_of_an_error_without_source_is_its_text() {
+        assert_eq!(
+            chain_text(&Error::BufferFull),
+            "dropped since sending buffer is full"
+        );
     }
 }

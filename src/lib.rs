@@ -14,7 +14,7 @@
 //!   [`ReportSnapshot`], [`PeerStatusChanged`], [`CriticalError`]).
 //! - Receiving: [`receiver::configure`] mounts etcd's `/raft` routes in your
 //!   actix-web `App` and delivers each message to your raft actor as an
-//!   [`Inbound`]; with a [`snapshot_receiver::SnapshotSink`] it also
+//!   [`Inbound`]; with a [`receiver::SnapshotSink`] it also
 //!   receives streamed snapshots.
 //!
 //! # Quick start
@@ -54,17 +54,19 @@
 //! #[actix::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let raft = Raft.start();
-//!     let (me, peer, cluster) = (Id(1), Id(2), Id(0x1000));
+//!     // This member, as every pipeline and the receiver describe it.
+//!     let me = LocalMember::new(Id(1), Id(0x1000)).peer_urls(vec!["http://127.0.0.1:2380".into()]);
 //!
 //!     // Receive: etcd's /raft routes in your App.
-//!     let config = ReceiverConfig::new(me, cluster, raft.clone().recipient());
+//!     let config = ReceiverConfig::new(&me, raft.clone().recipient());
 //!     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+//!         .on_connect(nodelay::on_connect)
 //!         .bind(("127.0.0.1", 2380))?
 //!         .run();
 //!     actix_web::rt::spawn(server);
 //!
 //!     // Send: one pipeline per remote peer.
-//!     let config = PipelineConfig::new(me, peer, cluster, vec!["http://127.0.0.1:2390".into()]);
+//!     let config = PipelineConfig::new(&me, Id(2), vec!["http://127.0.0.1:2390".into()]);
 //!     let pipeline = PipelineActor::start(config, Recipients::from_addr(&raft))
 //!         .expect("valid configuration");
 //!     let heartbeat = Message { r#type: MessageType::MsgHeartbeat as i32, to: 2, from: 1, ..Default::default() };
@@ -72,7 +74,7 @@
 //!         println!("{dropped}"); // raft was told already
 //!     }
 //!     let stats = pipeline.send(Stop).await.expect("pipeline running");
-//!     assert_eq!(stats.accepted, stats.delivered + stats.reported());
+//!     assert_eq!(stats.offered, stats.delivered + stats.reported());
 //!     Ok(())
 //! }
 //! ```
@@ -89,7 +91,7 @@
 //! - **Streamed**, a [`SendSnapshot`] with the `MsgSnap` and the database
 //!   as a byte stream, through `POST /raft/snapshot`, as etcd sends its
 //!   bbolt database. The receiver streams it into a
-//!   [`snapshot_receiver::SnapshotSink`] (a directory by default, written
+//!   [`receiver::SnapshotSink`] (a directory by default, written
 //!   as etcd's `SaveDBFrom` does) and hands raft the `MsgSnap` with
 //!   [`Inbound::snapshot`] saying where the database is. Memory stays flat
 //!   whatever the size: use it for a real database, and to receive one
@@ -98,7 +100,7 @@
 //! # Backpressure and drops
 //!
 //! A pipeline carries at most `connections` (4) messages at once and lets
-//! at most `buffer` (64) more wait, so 68 are accepted while the peer
+//! at most `buffer` (64) more wait, so 68 are taken while the peer
 //! blocks. The next [`Envelope`] is dropped at once: the answer is
 //! [`Dropped`], and raft is told with [`ReportUnreachable`] (plus
 //! [`ReportSnapshot`] with [`SnapshotStatus::Failure`] for a `MsgSnap`),
@@ -112,7 +114,7 @@
 //! mid-request), reports every message not delivered, queued or in flight,
 //! and resolves once every sender has stopped, with the final
 //! [`PipelineStats`]. Unlike etcd, nothing is dropped silently: after `Stop`,
-//! `accepted == delivered + reported()`. Envelopes sent after `Stop` are
+//! `offered == delivered + reported()`. Envelopes sent after `Stop` are
 //! refused with [`Error::Stopped`] and reported too. [`ResetConnections`]
 //! stops the senders so their supervisors restart them with fresh clients;
 //! a message held at that moment is reported as [`Error::SenderStopped`].
@@ -153,39 +155,65 @@
 //!   of checks, but never panics on remote input and caps body sizes.
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
+#![warn(unreachable_pub)]
 
-pub mod body;
-pub mod config;
-pub mod dispatch;
-pub mod error;
-pub mod id;
-pub mod log_limit;
+mod body;
+mod config;
+mod dispatch;
+mod error;
+mod etcd_text;
+mod id;
+mod local_member;
+mod log_limit;
 pub mod membership;
-pub mod messages;
+mod messages;
 pub mod metrics;
 pub mod nodelay;
-pub mod peer_status;
-pub mod picker;
-pub mod pipeline;
+mod peer;
+mod peer_status;
+mod peer_url;
+mod picker;
+mod pipeline;
 mod pool;
 pub mod prober;
 pub mod raftpb;
 pub mod receiver;
-pub mod sender;
-pub mod snapshot;
-pub mod snapshot_receiver;
-pub mod stats;
-pub mod version;
-pub mod wire;
+mod sender;
+mod snapshot;
+mod stats;
+mod version;
+mod wire;
 
-pub use config::{PipelineConfig, SenderPlacement};
-pub use error::Error;
+pub use config::{
+    PipelineConfig, SenderPlacement, CONN_PER_PIPELINE, DIAL_TIMEOUT, PIPELINE_BUF_SIZE,
+    RESPONSE_TIMEOUT, RESPONSE_TIMEOUT_PER_MIB, SNAPSHOT_STALL_TIMEOUT,
+};
+pub use error::{Error, TransportError};
 pub use id::Id;
+pub use local_member::LocalMember;
 pub use membership::InitialCluster;
-pub use messages::*;
+pub use messages::{
+    CriticalError, Dropped, Envelope, GetStats, Inbound, PeerStatusChanged, ProcessError,
+    ReceivedSnapshot, ReportSnapshot, ReportUnreachable, ResetConnections, SendSnapshot,
+    SnapshotStatus, Stop, UpdateUrls,
+};
+pub use metrics::Metrics;
+pub use peer_url::PeerUrl;
 pub use pipeline::{PipelineActor, Recipients};
+pub use prober::Prober;
 pub use sender::SenderActor;
+pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
 pub use stats::{FollowerStats, PipelineStats};
+pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
+
+/// Not part of the API: pieces the benchmark and the integration tests
+/// reach for to measure or build raw requests. They may change at any time.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::sender::http_client;
+    pub use crate::snapshot::frame_head;
+    pub use crate::wire::check_post_response;
+}
 
 /// Compiles the README's examples as doctests, so its quick start stays
 /// true.

@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 /// How long a key's repeats are merged before they are reported
 /// (etcd's `defaultMergePeriod`, merge_logger.go).
-pub const MERGE_PERIOD: Duration = Duration::from_secs(1);
+pub(crate) const MERGE_PERIOD: Duration = Duration::from_secs(1);
 
 /// How often [`LogLimiter::tick`] should be called (etcd's
 /// `outputInterval`, merge_logger.go).
-pub const OUTPUT_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const OUTPUT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The resolution of the reported duration (etcd's
 /// `defaultTimeOutputScale`, merge_logger.go).
@@ -36,7 +36,7 @@ const TIME_OUTPUT_SCALE: Duration = Duration::from_millis(10);
 
 /// Counts repeated events per key; see the module doc.
 #[derive(Debug)]
-pub struct LogLimiter<K> {
+pub(crate) struct LogLimiter<K> {
     period: Duration,
     keys: HashMap<K, Period>,
 }
@@ -50,13 +50,13 @@ struct Period {
 
 /// Events of one key that were counted instead of logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Merged<K> {
+pub(crate) struct Merged<K> {
     /// What the events were about.
-    pub key: K,
+    pub(crate) key: K,
     /// How many were merged.
-    pub count: u64,
+    pub(crate) count: u64,
     /// Over how long, rounded to 10 ms.
-    pub took: Duration,
+    pub(crate) took: Duration,
 }
 
 impl<K> fmt::Display for Merged<K> {
@@ -73,7 +73,7 @@ impl<K> fmt::Display for Merged<K> {
 
 impl<K: Eq + Hash + Clone> LogLimiter<K> {
     /// A limiter merging each key's repeats for `period`.
-    pub fn new(period: Duration) -> Self {
+    pub(crate) fn new(period: Duration) -> Self {
         LogLimiter {
             period,
             keys: HashMap::new(),
@@ -83,7 +83,7 @@ impl<K: Eq + Hash + Clone> LogLimiter<K> {
     /// An event of `key` at `now`. `true`: log it now (the first of its
     /// period). `false`: it was counted, and a later [`tick`](Self::tick)
     /// or [`drain`](Self::drain) reports it.
-    pub fn event(&mut self, key: K, now: Instant) -> bool {
+    pub(crate) fn event(&mut self, key: K, now: Instant) -> bool {
         match self.keys.get_mut(&key) {
             Some(period) => {
                 period.count += 1;
@@ -104,7 +104,7 @@ impl<K: Eq + Hash + Clone> LogLimiter<K> {
 
     /// The keys whose period has ended by `now` with events merged, each
     /// starting a new period; keys whose period ended empty are forgotten.
-    pub fn tick(&mut self, now: Instant) -> Vec<Merged<K>> {
+    pub(crate) fn tick(&mut self, now: Instant) -> Vec<Merged<K>> {
         let period = self.period;
         let mut merged = Vec::new();
         self.keys.retain(|key, p| {
@@ -126,17 +126,12 @@ impl<K: Eq + Hash + Clone> LogLimiter<K> {
 
     /// Every count not reported yet, whatever its period, and forgets all
     /// keys: for when the owner stops.
-    pub fn drain(&mut self, now: Instant) -> Vec<Merged<K>> {
+    pub(crate) fn drain(&mut self, now: Instant) -> Vec<Merged<K>> {
         self.keys
             .drain()
             .filter(|(_, p)| p.count > 0)
             .map(|(key, p)| summary(&key, p, now))
             .collect()
-    }
-
-    /// Whether nothing is counted or remembered.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 }
 
@@ -188,7 +183,7 @@ mod tests {
         }
         assert_eq!(counted, 10_000);
         assert!(lines <= 12, "{lines} lines");
-        assert!(limiter.is_empty());
+        assert!(limiter.drain(start + MS * 10_000).is_empty());
     }
 
     #[test]
@@ -218,8 +213,7 @@ mod tests {
         let t0 = Instant::now();
         assert!(limiter.event("x", t0));
         assert!(limiter.tick(t0 + 1000 * MS).is_empty());
-        assert!(limiter.is_empty());
-        assert!(limiter.event("x", t0 + 1500 * MS));
+        assert!(limiter.event("x", t0 + 1500 * MS), "forgotten, so logged");
     }
 
     #[test]

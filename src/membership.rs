@@ -14,7 +14,7 @@
 //!   `sha1(concat(be64(id) for id in sorted member ids))`.
 //!
 //! The URLs are hashed in the form Go's `url.Parse(s).String()` prints them,
-//! after etcd's `types.NewURLs` checks; [`normalize_peer_url`] produces it.
+//! after etcd's `types.NewURLs` checks; [`PeerUrl`](crate::PeerUrl) produces it.
 //!
 //! ```
 //! use rafthttp_pipeline::membership::InitialCluster;
@@ -28,6 +28,7 @@ use sha1::{Digest, Sha1};
 
 use crate::error::Error;
 use crate::id::Id;
+use crate::peer_url::PeerUrl;
 
 /// The token etcd uses when `--initial-cluster-token` is not given.
 pub const DEFAULT_INITIAL_CLUSTER_TOKEN: &str = "etcd-cluster";
@@ -39,7 +40,7 @@ pub struct Member {
     pub name: String,
     /// The id etcd derives for it ([`member_id`]).
     pub id: Id,
-    /// Its peer URLs, normalised ([`normalize_peer_url`]) and sorted.
+    /// Its peer URLs, normalised ([`PeerUrl`](crate::PeerUrl)) and sorted.
     pub peer_urls: Vec<String>,
 }
 
@@ -124,7 +125,7 @@ impl Member {
     pub fn new(name: impl Into<String>, peer_urls: &[String], token: &str) -> Result<Self, Error> {
         let mut urls = peer_urls
             .iter()
-            .map(|u| normalize_peer_url(u))
+            .map(|u| PeerUrl::parse(u).map(String::from))
             .collect::<Result<Vec<_>, _>>()?;
         if urls.is_empty() {
             return Err(Error::InvalidConfig("a member needs a peer URL".into()));
@@ -146,11 +147,11 @@ impl Member {
 /// `--initial-cluster-token` `token`: the first 8 bytes, big-endian, of
 /// `sha1(concat(sorted normalised URLs) + token)`.
 ///
-/// Fails on a URL etcd would refuse ([`normalize_peer_url`]).
+/// Fails on a URL etcd would refuse ([`PeerUrl`](crate::PeerUrl)).
 pub fn member_id<S: AsRef<str>>(peer_urls: &[S], token: &str) -> Result<Id, Error> {
     let mut urls = peer_urls
         .iter()
-        .map(|u| normalize_peer_url(u.as_ref()))
+        .map(|u| PeerUrl::parse(u.as_ref()).map(String::from))
         .collect::<Result<Vec<_>, _>>()?;
     urls.sort();
     Ok(hash_member(&urls, token))
@@ -182,68 +183,6 @@ fn first_eight_bytes(digest: &[u8]) -> Id {
     let mut be = [0u8; 8];
     be.copy_from_slice(&digest[..8]);
     Id(u64::from_be_bytes(be))
-}
-
-/// A peer URL as etcd hashes it: what Go's `url.Parse(s).String()` prints
-/// for a URL that etcd's `types.NewURLs` accepts.
-///
-/// Surrounding blanks are trimmed and the scheme is lower-cased; the rest
-/// is kept as written (Go keeps the host's case). The scheme must be
-/// `http`, `https`, `unix` or `unixs`, the address `host:port`, and the path
-/// empty, as etcd requires. User info, a query or a fragment, which etcd
-/// would keep but no peer URL needs, are refused, as are characters Go
-/// would escape, so the form returned is always Go's.
-pub fn normalize_peer_url(url: &str) -> Result<String, Error> {
-    let invalid = |why: &str| Error::InvalidUrl(format!("{url} ({why})"));
-    let trimmed = url.trim();
-    let (scheme, rest) = trimmed
-        .split_once("://")
-        .ok_or_else(|| invalid("no scheme://"))?;
-    let scheme = scheme.to_ascii_lowercase();
-    if !matches!(scheme.as_str(), "http" | "https" | "unix" | "unixs") {
-        return Err(invalid("scheme must be http, https, unix or unixs"));
-    }
-    if rest.contains(['@', '?', '#']) {
-        return Err(invalid("user info, query and fragment are not supported"));
-    }
-    if rest.contains('/') {
-        return Err(invalid("URL must not contain a path"));
-    }
-    let (host, port) = split_host_port(rest).ok_or_else(|| invalid("address is not host:port"))?;
-    if !port.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid("port must be digits"));
-    }
-    let host_ok = match host.strip_prefix('[') {
-        Some(v6) => {
-            let v6 = v6.strip_suffix(']').unwrap_or("");
-            !v6.is_empty()
-                && v6
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        }
-        None => host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')),
-    };
-    if !host_ok {
-        return Err(invalid("host has characters Go would escape"));
-    }
-    Ok(format!("{scheme}://{rest}"))
-}
-
-/// Go's `net.SplitHostPort` for the forms a peer URL can take:
-/// `host:port` with no other colon, or `[v6]:port`.
-fn split_host_port(addr: &str) -> Option<(&str, &str)> {
-    if addr.starts_with('[') {
-        let end = addr.find(']')?;
-        let port = addr[end + 1..].strip_prefix(':')?;
-        return Some((&addr[..=end], port));
-    }
-    let (host, port) = addr.split_once(':')?;
-    if port.contains(':') || host.contains(['[', ']']) {
-        return None;
-    }
-    Some((host, port))
 }
 
 #[cfg(test)]
@@ -304,15 +243,6 @@ mod tests {
             member_id(&[" HTTP://127.0.0.1:2380 "], "tok").unwrap(),
             plain
         );
-        assert_eq!(
-            normalize_peer_url("Https://Example.COM:1").unwrap(),
-            "https://Example.COM:1",
-            "Go lower-cases the scheme only"
-        );
-        assert_eq!(
-            normalize_peer_url("http://[::1]:2380").unwrap(),
-            "http://[::1]:2380"
-        );
     }
 
     #[test]
@@ -344,7 +274,7 @@ mod tests {
             "http://127.0.0.1:x",
             "http://a:1:2",
         ] {
-            assert!(normalize_peer_url(bad).is_err(), "{bad:?}");
+            assert!(member_id(&[bad], "tok").is_err(), "{bad:?}");
         }
         assert!(InitialCluster::parse("", "tok").is_err());
         assert!(InitialCluster::parse("noequals", "tok").is_err());

@@ -2,15 +2,16 @@
 //! between the user's raft actor, the [`PipelineActor`](crate::PipelineActor)
 //! and the receiver can be read on one screen.
 
-use std::time::SystemTime;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
 use crate::error::Error;
+use crate::etcd_text::ERR_REMOVED_MEMBER;
 use crate::id::Id;
-use crate::raftpb::Message as RaftMessage;
+use crate::raftpb::{Message as RaftMessage, MessageType};
 use crate::snapshot::SnapshotBody;
-use crate::snapshot_receiver::ReceivedSnapshot;
 use crate::stats::PipelineStats;
 
 /// A raft message for the pipeline to send to its peer (one `POST /raft`).
@@ -61,12 +62,15 @@ impl std::fmt::Debug for SendSnapshot {
 }
 
 /// Why an [`Envelope`] was not queued. Raft has already been told.
+///
+/// Shown as `dropped MsgApp to 2: dropped since sending buffer is full`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("dropped message of type {message_type} to {to}: {reason}")]
+#[error("dropped {} to {to}: {reason}", MessageKind(*.message_type))]
 pub struct Dropped {
     /// The peer the message was for.
     pub to: Id,
-    /// The message's raft type.
+    /// The message's raft type, as on the wire; [`Dropped::msg_type`]
+    /// reads it.
     pub message_type: i32,
     /// [`Error::BufferFull`], [`Error::Stopped`], or
     /// [`Error::WrongMessageType`] for a [`SendSnapshot`] that is not a
@@ -74,17 +78,58 @@ pub struct Dropped {
     pub reason: Error,
 }
 
+impl Dropped {
+    /// The message's type, or `None` for a type this crate does not know
+    /// (such messages still travel).
+    pub fn msg_type(&self) -> Option<MessageType> {
+        MessageType::try_from(self.message_type).ok()
+    }
+}
+
 /// Raft callback: a message to `to` was not delivered
 /// (etcd's `Raft.ReportUnreachable`). Raft should probe the peer again.
+///
+/// Shown as `MsgApp to 2 not delivered: stopped`, the reason with its
+/// whole chain of causes.
 #[derive(Debug, Clone, PartialEq, Eq, Message)]
 #[rtype(result = "()")]
 pub struct ReportUnreachable {
     /// The peer that could not be reached.
     pub to: Id,
-    /// The type of the message that was not delivered.
+    /// The type of the message that was not delivered, as on the wire;
+    /// [`ReportUnreachable::msg_type`] reads it.
     pub message_type: i32,
     /// Why it was not delivered.
     pub reason: Error,
+}
+
+impl ReportUnreachable {
+    /// The undelivered message's type, or `None` for a type this crate does
+    /// not know (such messages still travel).
+    pub fn msg_type(&self) -> Option<MessageType> {
+        MessageType::try_from(self.message_type).ok()
+    }
+}
+
+impl std::fmt::Display for ReportUnreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = MessageKind(self.message_type);
+        let reason = crate::error::chain_text(&self.reason);
+        write!(f, "{kind} to {} not delivered: {reason}", self.to)
+    }
+}
+
+/// A raft message type by name (`MsgApp`), or by number for a type this
+/// crate does not know (`message type 99`).
+pub(crate) struct MessageKind(pub(crate) i32);
+
+impl std::fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match MessageType::try_from(self.0) {
+            Ok(kind) => write!(f, "{kind:?}"),
+            Err(_) => write!(f, "message type {}", self.0),
+        }
+    }
 }
 
 /// The outcome of sending a snapshot (`raft.SnapshotStatus`).
@@ -183,16 +228,34 @@ pub struct Inbound {
     pub snapshot: Option<ReceivedSnapshot>,
 }
 
+/// Where a streamed snapshot's database was stored, in
+/// [`Inbound::snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedSnapshot {
+    /// What the sink's
+    /// [`SnapshotWriter::commit`](crate::receiver::SnapshotWriter::commit)
+    /// returned: for a [`DirSink`](crate::receiver::DirSink),
+    /// `<dir>/<index as %016x>.snap.db`.
+    pub path: PathBuf,
+    /// The database's size: every byte after the message (etcd's `n` from
+    /// `SaveDBFrom`).
+    pub size: u64,
+    /// From the request's arrival until the database was committed (etcd's
+    /// `download-took`).
+    pub took: Duration,
+}
+
 /// Why the user's raft actor refused an [`Inbound`] message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProcessError {
     /// The sender was removed from the cluster: the receiver answers 403
     /// `cannot process message from removed member`, which etcd's sender
     /// maps to its member-removed error.
-    #[error("cannot process message from removed member")]
+    #[error("{ERR_REMOVED_MEMBER}")]
     RemovedMember,
     /// Anything else: the receiver answers 500
-    /// `error processing raft message`.
+    /// `error processing raft message` (through `/raft/snapshot`: `failed
+    /// to process raft message (<reason>)`).
     #[error("{0}")]
     Other(String),
 }

@@ -6,8 +6,7 @@
 //! it. Go sets `TCP_NODELAY` on every TCP connection by default, so etcd's
 //! peers never wait; this module does the same for the crate:
 //!
-//! - [`connector`] opens the senders' connections (it is what
-//!   [`sender::http_client`](crate::sender::http_client) uses).
+//! - The senders' client opens every connection with `TCP_NODELAY` set.
 //! - [`on_connect`] is for the server that hosts the
 //!   [`receiver`](crate::receiver): the crate does not build the
 //!   `HttpServer`, so pass it to `HttpServer::on_connect` before `bind`.
@@ -37,7 +36,7 @@ use awc::http::Uri;
 /// The TCP connector for `awc::Connector::connector`: resolves and
 /// connects as awc's default connector does, then sets `TCP_NODELAY` on
 /// the new stream. awc's own connect timeout still bounds it.
-pub fn connector(
+pub(crate) fn connector(
 ) -> impl Service<ConnectInfo<Uri>, Response = Connection<Uri, TcpStream>, Error = ConnectError> + Clone
 {
     Connector::new(Resolver::default())
@@ -62,5 +61,30 @@ pub fn on_connect(connection: &dyn Any, _: &mut Extensions) {
 fn set_nodelay(stream: &TcpStream) {
     if let Err(err) = stream.set_nodelay(true) {
         log::warn!("cannot set TCP_NODELAY: {err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_service::Service as _;
+    use actix_tls::connect::{ConnectInfo, Connector, Resolver};
+    use awc::http::Uri;
+
+    #[actix_rt::test]
+    async fn the_senders_connector_sets_nodelay_and_awcs_default_does_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("bound");
+        let uri: Uri = format!("http://{addr}/raft").parse().expect("uri");
+        let ours = super::connector()
+            .call(ConnectInfo::new(uri.clone()))
+            .await
+            .expect("connect");
+        assert!(ours.io_ref().nodelay().expect("readable"));
+        let default = Connector::new(Resolver::default())
+            .service()
+            .call(ConnectInfo::new(uri))
+            .await
+            .expect("connect");
+        assert!(!default.io_ref().nodelay().expect("readable"));
     }
 }

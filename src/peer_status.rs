@@ -1,130 +1,100 @@
 //! etcd's `peerStatus` (`rafthttp/peer_status.go`): whether the peer is
-//! active, changed on transitions only.
+//! active, changed on transitions only. Pure: the caller passes the time
+//! and turns a transition into logs and notifications.
 
 use std::time::SystemTime;
 
 use crate::id::Id;
-use crate::messages::PeerStatusChanged;
 
 /// Where a failure happened (etcd's `failureType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureType {
+pub(crate) struct FailureType {
     /// The channel, e.g. `"pipeline"`.
-    pub source: &'static str,
+    pub(crate) source: &'static str,
     /// What failed, e.g. `"write"`.
-    pub action: &'static str,
+    pub(crate) action: &'static str,
+}
+
+impl FailureType {
+    /// etcd's text for a failure of this type to `peer` for `reason`
+    /// (`failed to write 2 on pipeline (unexpected EOF)`).
+    pub(crate) fn describe(&self, peer: Id, reason: &str) -> String {
+        format!(
+            "failed to {} {} on {} ({})",
+            self.action, peer, self.source, reason
+        )
+    }
 }
 
 /// A pipeline POST failed (`rafthttp/pipeline.go:107`).
-pub const PIPELINE_WRITE: FailureType = FailureType {
+pub(crate) const PIPELINE_WRITE: FailureType = FailureType {
     source: "pipeline",
     action: "write",
 };
 
 /// A streamed snapshot failed (`rafthttp/snapshot_sender.go:123`).
-pub const SNAPSHOT_POST: FailureType = FailureType {
+pub(crate) const SNAPSHOT_POST: FailureType = FailureType {
     source: "sendMsgSnap",
     action: "post",
 };
 
 /// Whether the peer is active, and since when. Starts inactive.
-#[derive(Debug, Clone)]
-pub struct PeerStatus {
-    peer: Id,
-    active: bool,
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerStatus {
     since: Option<SystemTime>,
 }
 
 impl PeerStatus {
-    /// An inactive peer.
-    pub fn new(peer: Id) -> Self {
-        PeerStatus {
-            peer,
-            active: false,
-            since: None,
-        }
-    }
-
     /// Whether the peer is active.
-    pub fn is_active(&self) -> bool {
-        self.active
+    pub(crate) fn is_active(&self) -> bool {
+        self.since.is_some()
     }
 
-    /// When the peer became active; `None` while inactive.
-    pub fn active_since(&self) -> Option<SystemTime> {
-        self.since
-    }
-
-    /// A message was delivered. Returns the notification when the peer was
-    /// inactive until now, `None` otherwise.
-    pub fn activate(&mut self) -> Option<PeerStatusChanged> {
-        if self.active {
-            return None;
+    /// A message was delivered at `now`. Returns whether the peer was
+    /// inactive until now (a transition).
+    pub(crate) fn activate(&mut self, now: SystemTime) -> bool {
+        if self.is_active() {
+            return false;
         }
-        log::info!("peer {} became active", self.peer);
-        self.active = true;
-        self.since = Some(SystemTime::now());
-        Some(PeerStatusChanged {
-            peer: self.peer,
-            active: true,
-            since: self.since,
-            reason: None,
-        })
+        self.since = Some(now);
+        true
     }
 
-    /// A message failed for `reason`. Returns the notification when the
-    /// peer was active until now; a repeated failure only logs at debug.
-    pub fn deactivate(&mut self, failure: FailureType, reason: &str) -> Option<PeerStatusChanged> {
-        let msg = format!(
-            "failed to {} {} on {} ({})",
-            failure.action, self.peer, failure.source, reason
-        );
-        if !self.active {
-            log::debug!("peer {} deactivated again: {}", self.peer, msg);
-            return None;
-        }
-        log::warn!(
-            "peer {} became inactive (message send to peer failed): {}",
-            self.peer,
-            msg
-        );
-        self.active = false;
-        self.since = None;
-        Some(PeerStatusChanged {
-            peer: self.peer,
-            active: false,
-            since: None,
-            reason: Some(msg),
-        })
+    /// A message failed. Returns whether the peer was active until now (a
+    /// transition); a repeated failure changes nothing.
+    pub(crate) fn deactivate(&mut self) -> bool {
+        self.since.take().is_some()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
-    fn notifies_once_per_transition() {
-        let mut s = PeerStatus::new(Id(2));
+    fn changes_once_per_transition() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let mut s = PeerStatus::default();
         assert!(!s.is_active());
-        assert!(
-            s.deactivate(PIPELINE_WRITE, "x").is_none(),
-            "starts inactive"
-        );
-        let up = s.activate().expect("inactive -> active");
-        assert!(up.active && up.since.is_some());
-        assert!(s.activate().is_none(), "already active");
-        let down = s
-            .deactivate(PIPELINE_WRITE, "unexpected EOF")
-            .expect("active -> inactive");
+        assert!(!s.deactivate(), "starts inactive");
+        assert!(s.activate(at), "inactive -> active");
+        assert!(s.is_active());
+        assert!(!s.activate(at + Duration::from_secs(1)), "already active");
+        assert!(s.deactivate(), "active -> inactive");
+        assert!(!s.deactivate(), "repeated failure");
+        assert!(!s.is_active());
+    }
+
+    #[test]
+    fn describes_failures_in_etcds_words() {
         assert_eq!(
-            down.reason.as_deref(),
-            Some("failed to write 2 on pipeline (unexpected EOF)")
+            PIPELINE_WRITE.describe(Id(2), "unexpected EOF"),
+            "failed to write 2 on pipeline (unexpected EOF)"
         );
-        assert!(
-            s.deactivate(PIPELINE_WRITE, "again").is_none(),
-            "repeated failure"
+        assert_eq!(
+            SNAPSHOT_POST.describe(Id(0x1a), "stopped"),
+            "failed to post 1a on sendMsgSnap (stopped)"
         );
-        assert!(s.active_since().is_none());
     }
 }

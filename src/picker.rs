@@ -1,9 +1,8 @@
 //! etcd's `urlPicker` (`rafthttp/urlpick.go`): which of the peer's URLs to
-//! post to.
-
-use awc::http::Uri;
+//! post to. Pure: no I/O, no clock.
 
 use crate::error::Error;
+use crate::peer_url::PeerUrl;
 
 /// Picks one of the peer's URLs and moves on only when that URL fails.
 ///
@@ -11,70 +10,60 @@ use crate::error::Error;
 /// advances only when the failed URL is still the current pick, so four
 /// senders failing on the same URL advance it once, as in etcd.
 #[derive(Debug, Clone)]
-pub struct UrlPicker {
-    urls: Vec<String>,
+pub(crate) struct UrlPicker {
+    urls: Vec<PeerUrl>,
     picked: usize,
 }
 
 impl UrlPicker {
-    /// A picker over `urls`, validated, normalised (no trailing `/`) and
-    /// sorted as etcd's `types.NewURLs` does.
-    pub fn new(urls: &[String]) -> Result<Self, Error> {
+    /// A picker over `urls`, validated ([`PeerUrl`], and `http` or `https`
+    /// since the pipeline posts to them) and sorted as etcd's
+    /// `types.NewURLs` does.
+    pub(crate) fn new(urls: &[String]) -> Result<Self, Error> {
         if urls.is_empty() {
             return Err(Error::InvalidConfig("peer_urls is empty".into()));
         }
         let mut urls = urls
             .iter()
-            .map(|u| parse_peer_url(u))
+            .map(|u| pipeline_url(u))
             .collect::<Result<Vec<_>, _>>()?;
         urls.sort();
         Ok(UrlPicker { urls, picked: 0 })
     }
 
     /// The URL to use now.
-    pub fn pick(&self) -> &str {
+    pub(crate) fn pick(&self) -> &PeerUrl {
         &self.urls[self.picked]
     }
 
     /// The position of the current pick in [`UrlPicker::urls`].
-    pub fn picked_index(&self) -> usize {
+    pub(crate) fn picked_index(&self) -> usize {
         self.picked
-    }
-
-    /// Replaces the URLs and starts again at the first (etcd's `update`).
-    pub fn update(&mut self, urls: &[String]) -> Result<(), Error> {
-        *self = UrlPicker::new(urls)?;
-        Ok(())
     }
 
     /// Records that `url` failed: the next pick moves on, but only when
     /// `url` is still the current pick.
-    pub fn unreachable(&mut self, url: &str) {
+    pub(crate) fn unreachable(&mut self, url: &PeerUrl) {
         if self.pick() == url {
             self.picked = (self.picked + 1) % self.urls.len();
         }
     }
 
     /// All URLs, sorted.
-    pub fn urls(&self) -> &[String] {
+    pub(crate) fn urls(&self) -> &[PeerUrl] {
         &self.urls
     }
 }
 
-/// Checks that `url` is an absolute `http` or `https` URL with a host, and
-/// returns it as `scheme://authority` (etcd replaces the path anyway).
-pub fn parse_peer_url(url: &str) -> Result<String, Error> {
-    let invalid = || Error::InvalidUrl(url.to_owned());
-    let uri: Uri = url.parse().map_err(|_| invalid())?;
-    let scheme = uri.scheme_str().ok_or_else(invalid)?;
-    if scheme != "http" && scheme != "https" {
-        return Err(invalid());
+/// `url` as a [`PeerUrl`] the pipeline can post to (`http` or `https`).
+pub(crate) fn pipeline_url(url: &str) -> Result<PeerUrl, Error> {
+    let parsed = PeerUrl::parse(url)?;
+    match parsed.is_http() {
+        true => Ok(parsed),
+        false => Err(Error::InvalidUrl(format!(
+            "{url} (the pipeline posts to http and https URLs only)"
+        ))),
     }
-    let authority = uri.authority().ok_or_else(invalid)?;
-    if authority.host().is_empty() {
-        return Err(invalid());
-    }
-    Ok(format!("{scheme}://{authority}"))
 }
 
 #[cfg(test)]
@@ -90,44 +79,49 @@ mod tests {
     fn pick_twice_gives_the_same_url() {
         let p = UrlPicker::new(&urls(&["http://127.0.0.1:2380", "http://127.0.0.1:7001"])).unwrap();
         let first = p.pick().to_owned();
-        assert_eq!(p.pick(), first);
+        assert_eq!(*p.pick(), first);
         assert!(p.urls().contains(&first));
     }
 
-    // etcd TestURLPickerUpdate
+    // etcd TestURLPickerUpdate: an update is a new picker (the per-peer
+    // core swaps it in, see `peer::tests::update_urls_*`).
     #[test]
-    fn update_picks_from_the_new_urls() {
-        let mut p = UrlPicker::new(&urls(&["http://127.0.0.1:2380"])).unwrap();
-        p.update(&urls(&["http://localhost:4001", "http://localhost:4002"]))
-            .unwrap();
-        assert!(["http://localhost:4001", "http://localhost:4002"].contains(&p.pick()));
-        assert_eq!(
-            p.pick(),
-            "http://localhost:4001",
-            "update resets to the first"
-        );
+    fn a_new_picker_starts_at_the_first_sorted_url() {
+        let p = UrlPicker::new(&urls(&["http://localhost:4002", "http://localhost:4001"])).unwrap();
+        assert_eq!(p.pick().as_str(), "http://localhost:4001");
+        assert_eq!(p.picked_index(), 0);
     }
 
     // etcd TestURLPickerUnreachable
     #[test]
     fn unreachable_advances_only_for_the_current_pick() {
         let mut p = UrlPicker::new(&urls(&["http://b:1", "http://a:1", "http://c:1"])).unwrap();
-        assert_eq!(p.pick(), "http://a:1", "sorted");
+        assert_eq!(p.pick().as_str(), "http://a:1", "sorted");
         let failed = p.pick().to_owned();
         p.unreachable(&failed);
-        assert_eq!(p.pick(), "http://b:1");
+        assert_eq!(p.pick().as_str(), "http://b:1");
         p.unreachable(&failed);
-        assert_eq!(p.pick(), "http://b:1", "a stale failure does not advance");
-        p.unreachable("http://b:1");
-        p.unreachable("http://c:1");
-        assert_eq!(p.pick(), "http://a:1", "wraps around");
+        assert_eq!(
+            p.pick().as_str(),
+            "http://b:1",
+            "a stale failure does not advance"
+        );
+        p.unreachable(&PeerUrl::parse("http://b:1").unwrap());
+        p.unreachable(&PeerUrl::parse("http://c:1").unwrap());
+        assert_eq!(p.pick().as_str(), "http://a:1", "wraps around");
     }
 
     #[test]
     fn rejects_bad_urls() {
-        for bad in ["", "127.0.0.1:2380", "ftp://x:1", "http://", "/raft"] {
+        for bad in [
+            "",
+            "127.0.0.1:2380",
+            "ftp://x:1",
+            "http://",
+            "/raft",
+            "unix://x:1",
+        ] {
             assert!(UrlPicker::new(&urls(&[bad])).is_err(), "{bad}");
         }
-        assert_eq!(parse_peer_url("http://h:1/x/").unwrap(), "http://h:1");
     }
 }

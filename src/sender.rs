@@ -1,6 +1,6 @@
 //! `SenderActor`: posts one encoded message at a time to the peer.
 //!
-//! A sender holds no raft state. It takes a [`Post`], sends it with its own
+//! A sender holds no raft state. It takes a `Post`, sends it with its own
 //! `awc::Client` (HTTP/1.1, keep-alive, no redirects) and a request head
 //! built once per peer URL, reads the answer to the end and replies with
 //! etcd's reading of it. The
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use awc::error::{ConnectError, SendRequestError};
+use awc::error::{ConnectError, FreezeRequestError, SendRequestError};
 use awc::http::header::{HeaderValue, HOST};
 use awc::http::{StatusCode, Uri, Version};
 use awc::{FrozenClientRequest, SendClientRequest};
@@ -24,7 +24,7 @@ use futures::channel::oneshot;
 use futures::{future, StreamExt};
 
 use crate::body::Body;
-use crate::error::Error;
+use crate::error::{Error, TransportError};
 use crate::snapshot::{ExactBody, SnapshotBody};
 use crate::wire::{check_post_response, RequestHeaders};
 
@@ -35,30 +35,30 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// Post one message body to `uri` and report how it went.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), Error>")]
-pub struct Post {
+pub(crate) struct Post {
     /// The peer URL with etcd's path (`/raft`).
-    pub uri: Uri,
+    pub(crate) uri: Uri,
     /// The encoded message, shared, not copied.
-    pub body: Body,
+    pub(crate) body: Body,
     /// How long the whole exchange may take.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// Stream one snapshot to `uri` (etcd's `snapshotSender.send`): the framed
 /// message `head`, then exactly `size` bytes of `body`, chunked.
 #[derive(Message)]
 #[rtype(result = "Result<(), Error>")]
-pub struct PostSnapshot {
+pub(crate) struct PostSnapshot {
     /// The peer URL with etcd's snapshot path (`/raft/snapshot`).
-    pub uri: Uri,
+    pub(crate) uri: Uri,
     /// The 8-byte length and the encoded `MsgSnap`.
-    pub head: Bytes,
+    pub(crate) head: Bytes,
     /// The database.
-    pub body: SnapshotBody,
+    pub(crate) body: SnapshotBody,
     /// The exact size of the database.
-    pub size: u64,
+    pub(crate) size: u64,
     /// How long no byte may move before the send fails.
-    pub stall_timeout: Duration,
+    pub(crate) stall_timeout: Duration,
 }
 
 impl std::fmt::Debug for PostSnapshot {
@@ -75,19 +75,19 @@ impl std::fmt::Debug for PostSnapshot {
 /// client; once the pipeline has let go, it stays stopped.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct StopSender;
+pub(crate) struct StopSender;
 
 /// What a sender needs to know; shared by the pipeline's senders.
 #[derive(Debug, Clone)]
-pub struct SenderSettings {
+pub(crate) struct SenderSettings {
     /// The remote peer, for logs.
-    pub peer: crate::Id,
+    pub(crate) peer: crate::Id,
     /// The request headers, built once per pipeline.
-    pub headers: Arc<RequestHeaders>,
+    pub(crate) headers: Arc<RequestHeaders>,
     /// The same for streamed snapshots (`application/octet-stream`).
-    pub snapshot_headers: Arc<RequestHeaders>,
+    pub(crate) snapshot_headers: Arc<RequestHeaders>,
     /// The connect timeout.
-    pub dial_timeout: Duration,
+    pub(crate) dial_timeout: Duration,
 }
 
 /// One of a pipeline's senders: one POST in flight at a time.
@@ -116,7 +116,7 @@ impl SenderActor {
     /// A sender numbered `index`. Call it on the arbiter it will run on:
     /// `awc::Client` is not `Send`. `gone` is dropped when the sender stops
     /// for good.
-    pub fn new(index: usize, settings: SenderSettings, gone: oneshot::Sender<()>) -> Self {
+    pub(crate) fn new(index: usize, settings: SenderSettings, gone: oneshot::Sender<()>) -> Self {
         let client = http_client(settings.dial_timeout);
         SenderActor {
             index,
@@ -130,9 +130,10 @@ impl SenderActor {
 
 /// The HTTP client each sender owns: HTTP/1.1 only, keep-alive, no
 /// redirects, `dial_timeout` to connect and no total timeout of its own
-/// (the sender bounds each exchange itself). Public so that a benchmark
-/// can measure bare requests with exactly this client.
-/// Every connection it opens has `TCP_NODELAY` ([`nodelay`](crate::nodelay)).
+/// (the sender bounds each exchange itself). Public, but not part of the
+/// API, only so that a benchmark can measure bare requests with exactly
+/// this client. Every connection it opens has `TCP_NODELAY`.
+#[doc(hidden)]
 pub fn http_client(dial_timeout: Duration) -> awc::Client {
     let connector = awc::Connector::new()
         .connector(crate::nodelay::connector())
@@ -183,9 +184,7 @@ impl SenderActor {
         if let Some(host) = host_header(uri) {
             request = request.insert_header((HOST, host));
         }
-        let frozen = request
-            .freeze()
-            .map_err(|e| Error::Transport(e.to_string()))?;
+        let frozen = request.freeze().map_err(freeze_error)?;
         Ok(self.frozen.insert(frozen).clone())
     }
 }
@@ -215,7 +214,7 @@ where
         .body()
         .limit(MAX_ANSWER_BYTES)
         .await
-        .map_err(|e| Error::Transport(e.to_string()))?;
+        .map_err(|e| Error::transport("failed to read the answer", e))?;
     check_post_response(status, &body, &uri.to_string())
 }
 
@@ -314,10 +313,30 @@ impl Handler<StopSender> for SenderActor {
     }
 }
 
+/// Maps the client's error in building a request head, keeping the error
+/// beneath it where it can cross threads.
+fn freeze_error(err: FreezeRequestError) -> Error {
+    const CONTEXT: &str = "failed to build the request";
+    match err {
+        FreezeRequestError::Url(url) => Error::transport(CONTEXT, url),
+        FreezeRequestError::Http(http) => Error::transport(CONTEXT, http),
+        other => Error::Transport(TransportError::new(format!("{CONTEXT}: {other}"))),
+    }
+}
+
+/// Maps the client's error, keeping the error beneath it where it can
+/// cross threads (awc's own error may not: it can box anything).
 fn send_error(err: SendRequestError, dial_timeout: Duration, timeout: Duration) -> Error {
     match err {
         SendRequestError::Connect(ConnectError::Timeout) => Error::Timeout(dial_timeout),
         SendRequestError::Timeout => Error::Timeout(timeout),
-        other => Error::Transport(other.to_string()),
+        SendRequestError::Connect(ConnectError::Io(io)) => {
+            Error::transport("failed to connect to host", io)
+        }
+        SendRequestError::Send(io) => Error::transport("failed to send the request", io),
+        SendRequestError::Response(parse) => {
+            Error::transport("failed to read the answer's head", parse)
+        }
+        other => Error::Transport(TransportError::new(other.to_string())),
     }
 }

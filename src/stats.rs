@@ -9,7 +9,8 @@ use std::time::Duration;
 pub struct FollowerStats {
     /// MsgApps delivered.
     pub success: u64,
-    /// MsgApps that failed.
+    /// MsgApps whose POST failed (not those dropped or cancelled before
+    /// being sent, as in etcd).
     pub fail: u64,
     /// The last MsgApp's latency.
     pub current_ms: f64,
@@ -45,29 +46,36 @@ impl FollowerStats {
         }
     }
 
-    /// Records a failed MsgApp (etcd's `Fail`).
+    /// Records a MsgApp whose POST failed (etcd's `Fail`).
     pub fn fail(&mut self) {
         self.fail += 1;
     }
 }
 
-/// What a pipeline has done with the messages it was given.
+/// What a pipeline has done with the messages it was offered.
 ///
-/// Every [`Envelope`](crate::Envelope) ends in exactly one outcome, so at
-/// any time `accepted == delivered + reported() + queued + in_flight`, and
-/// after [`Stop`](crate::Stop) `accepted == delivered + reported()`.
+/// Every [`Envelope`](crate::Envelope) and
+/// [`SendSnapshot`](crate::SendSnapshot) ends in exactly one outcome, so at
+/// any time `offered == delivered + reported() + queued + in_flight`, and
+/// after [`Stop`](crate::Stop) `offered == delivered + reported()`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PipelineStats {
-    /// Envelopes handed to the pipeline, including those dropped at once.
-    pub accepted: u64,
+    /// Messages offered to the pipeline, including those it refused at once
+    /// (dropped, or cancelled because it was stopping).
+    pub offered: u64,
     /// Messages the peer answered with 204.
     pub delivered: u64,
-    /// Messages whose POST failed (error, timeout, non-204 answer).
+    /// Messages that were sent but not delivered: the POST failed (connect
+    /// or transport error, timeout, any answer but 204), or the sender
+    /// carrying it stopped ([`ResetConnections`](crate::ResetConnections)).
+    /// Also a [`SendSnapshot`](crate::SendSnapshot) refused because it did
+    /// not carry a `MsgSnap`.
     pub failed: u64,
-    /// Messages dropped because the queue was full.
+    /// Messages refused at once because the queue was full (etcd's
+    /// "sending buffer is full").
     pub dropped: u64,
-    /// Messages cancelled by a stop, queued or in flight, or held by a
-    /// sender that stopped.
+    /// Messages cancelled by [`Stop`](crate::Stop): queued or in flight at
+    /// that moment, or offered after it.
     pub cancelled: u64,
     /// Messages waiting in the queue now.
     pub queued: u64,

@@ -22,11 +22,11 @@ pub const SERVER_VERSION: &str = "3.4.23";
 pub const MIN_CLUSTER_VERSION: &str = "3.0.0";
 
 /// The cluster version `/version` reports (etcd 3.4's `etcdcluster`).
-pub const CLUSTER_VERSION: &str = "3.4.0";
+pub(crate) const CLUSTER_VERSION: &str = "3.4.0";
 
 /// The version assumed when a peer sends no version header: etcd 2.0 did
 /// not send one (`rafthttp/util.go:138`, `:148`).
-pub const DEFAULT_HEADER_VERSION: &str = "2.0.0";
+pub(crate) const DEFAULT_HEADER_VERSION: &str = "2.0.0";
 
 /// A semantic version as go-semver reads it: `major.minor.patch`, then an
 /// optional `-pre.release` and `+build.metadata`.
@@ -35,7 +35,7 @@ pub const DEFAULT_HEADER_VERSION: &str = "2.0.0";
 /// ([`compare_major_minor`]); the rest is kept so that the version prints
 /// back exactly as it was received, for logs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Version {
+pub(crate) struct Version {
     /// The major version.
     pub major: u64,
     /// The minor version.
@@ -54,7 +54,7 @@ pub struct Version {
 /// with 412 `incompatible version`, where etcd would panic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid version {value:?}: {reason}")]
-pub struct InvalidVersion {
+pub(crate) struct InvalidVersion {
     /// The string that was rejected.
     pub value: String,
     /// What is wrong with it.
@@ -62,9 +62,9 @@ pub struct InvalidVersion {
 }
 
 impl Version {
-    /// A version without pre-release or metadata, e.g. for tests and for
-    /// building a version to compare against.
-    pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
+    /// A version without pre-release or metadata.
+    #[cfg(test)]
+    pub(crate) const fn new(major: u64, minor: u64, patch: u64) -> Self {
         Version {
             major,
             minor,
@@ -150,7 +150,7 @@ fn parse_number(s: &str) -> Option<u64> {
 /// Reads a version header as etcd's `serverVersion` / `minClusterVersion`
 /// do (`rafthttp/util.go:134-150`): a missing or empty header means
 /// [`DEFAULT_HEADER_VERSION`]; anything else must be a semantic version.
-pub fn parse_version_header(value: Option<&str>) -> Result<Version, InvalidVersion> {
+pub(crate) fn parse_version_header(value: Option<&str>) -> Result<Version, InvalidVersion> {
     match value {
         None | Some("") => DEFAULT_HEADER_VERSION.parse(),
         Some(v) => v.parse(),
@@ -160,7 +160,7 @@ pub fn parse_version_header(value: Option<&str>) -> Result<Version, InvalidVersi
 /// Compares major.minor only, ignoring patch, pre-release and metadata
 /// (etcd `compareMajorMinorVersion`, `rafthttp/util.go:120-132`), so 3.4.0
 /// and 3.4.23 count as equal.
-pub fn compare_major_minor(a: &Version, b: &Version) -> Ordering {
+pub(crate) fn compare_major_minor(a: &Version, b: &Version) -> Ordering {
     (a.major, a.minor).cmp(&(b.major, b.minor))
 }
 
@@ -169,7 +169,7 @@ pub fn compare_major_minor(a: &Version, b: &Version) -> Ordering {
 /// [`MIN_CLUSTER_VERSION`] is too old for us, and a remote whose minimum
 /// cluster version is newer than our [`SERVER_VERSION`] finds us too old.
 /// Either gives [`Error::IncompatibleVersion`].
-pub fn check_version_compatibility(
+pub(crate) fn check_version_compatibility(
     remote_server: &Version,
     remote_min_cluster: &Version,
 ) -> Result<(), Error> {

@@ -2,12 +2,13 @@
 //! read: etcd's `createPostRequest` and `checkPostResponse`
 //! (`rafthttp/util.go:63-103`). Pure functions, no I/O.
 
-use awc::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use awc::http::{StatusCode, Uri};
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{StatusCode, Uri};
 
 use crate::config::PipelineConfig;
 use crate::error::Error;
-use crate::picker::parse_peer_url;
+use crate::etcd_text::{go_status_text, ERR_CLUSTER_ID_MISMATCH, ERR_INCOMPATIBLE_VERSION};
+use crate::peer_url::PeerUrl;
 
 /// The pipeline's path (etcd `RaftPrefix`, `rafthttp/http.go:48`).
 pub const RAFT_PREFIX: &str = "/raft";
@@ -19,20 +20,20 @@ pub const PROBING_PREFIX: &str = "/raft/probing";
 pub const RAFT_STREAM_PREFIX: &str = "/raft/stream";
 
 /// Content type of a pipeline body (`rafthttp/pipeline.go:138`).
-pub const CONTENT_TYPE_PROTOBUF: &str = "application/protobuf";
+pub(crate) const CONTENT_TYPE_PROTOBUF: &str = "application/protobuf";
 /// Content type of a snapshot body (`rafthttp/snapshot_sender.go:79`).
-pub const CONTENT_TYPE_OCTET_STREAM: &str = "application/octet-stream";
+pub(crate) const CONTENT_TYPE_OCTET_STREAM: &str = "application/octet-stream";
 
 /// The sender's member id, lower-case hex.
-pub const HEADER_SERVER_FROM: &str = "x-server-from";
+pub(crate) const HEADER_SERVER_FROM: &str = "x-server-from";
 /// The sender's etcd version.
-pub const HEADER_SERVER_VERSION: &str = "x-server-version";
+pub(crate) const HEADER_SERVER_VERSION: &str = "x-server-version";
 /// The lowest cluster version the sender works with.
-pub const HEADER_MIN_CLUSTER_VERSION: &str = "x-min-cluster-version";
+pub(crate) const HEADER_MIN_CLUSTER_VERSION: &str = "x-min-cluster-version";
 /// The cluster id, lower-case hex; the receiver echoes its own.
-pub const HEADER_CLUSTER_ID: &str = "x-etcd-cluster-id";
+pub(crate) const HEADER_CLUSTER_ID: &str = "x-etcd-cluster-id";
 /// The sender's URLs, comma separated.
-pub const HEADER_PEER_URLS: &str = "x-peerurls";
+pub(crate) const HEADER_PEER_URLS: &str = "x-peerurls";
 
 /// The same header names as [`HeaderName`]s, built at compile time. A
 /// lookup by `&str` parses (and, for these non-standard names, allocates)
@@ -41,22 +42,23 @@ pub(crate) mod name {
     use awc::http::header::HeaderName;
 
     /// [`HEADER_SERVER_FROM`](super::HEADER_SERVER_FROM).
-    pub const SERVER_FROM: HeaderName = HeaderName::from_static(super::HEADER_SERVER_FROM);
+    pub(crate) const SERVER_FROM: HeaderName = HeaderName::from_static(super::HEADER_SERVER_FROM);
     /// [`HEADER_SERVER_VERSION`](super::HEADER_SERVER_VERSION).
-    pub const SERVER_VERSION: HeaderName = HeaderName::from_static(super::HEADER_SERVER_VERSION);
+    pub(crate) const SERVER_VERSION: HeaderName =
+        HeaderName::from_static(super::HEADER_SERVER_VERSION);
     /// [`HEADER_MIN_CLUSTER_VERSION`](super::HEADER_MIN_CLUSTER_VERSION).
-    pub const MIN_CLUSTER_VERSION: HeaderName =
+    pub(crate) const MIN_CLUSTER_VERSION: HeaderName =
         HeaderName::from_static(super::HEADER_MIN_CLUSTER_VERSION);
     /// [`HEADER_CLUSTER_ID`](super::HEADER_CLUSTER_ID).
-    pub const CLUSTER_ID: HeaderName = HeaderName::from_static(super::HEADER_CLUSTER_ID);
+    pub(crate) const CLUSTER_ID: HeaderName = HeaderName::from_static(super::HEADER_CLUSTER_ID);
     /// [`HEADER_PEER_URLS`](super::HEADER_PEER_URLS).
-    pub const PEER_URLS: HeaderName = HeaderName::from_static(super::HEADER_PEER_URLS);
+    pub(crate) const PEER_URLS: HeaderName = HeaderName::from_static(super::HEADER_PEER_URLS);
 }
 
 /// The headers of every pipeline request from one member, built once per
 /// pipeline and shared by its senders (etcd `createPostRequest`).
 #[derive(Debug, Clone)]
-pub struct RequestHeaders {
+pub(crate) struct RequestHeaders {
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -65,19 +67,20 @@ impl RequestHeaders {
     /// `X-Server-From`, `X-Server-Version`, `X-Min-Cluster-Version`,
     /// `X-Etcd-Cluster-ID`, and `X-PeerURLs` (sorted) when local URLs are
     /// set.
-    pub fn new(config: &PipelineConfig, content_type: &'static str) -> Result<Self, Error> {
+    pub(crate) fn new(config: &PipelineConfig, content_type: &'static str) -> Result<Self, Error> {
         let mut headers = vec![
             (CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            header(HEADER_SERVER_FROM, &config.local_id.to_string())?,
+            header(HEADER_SERVER_FROM, &config.local.id.to_string())?,
             header(HEADER_SERVER_VERSION, &config.server_version)?,
             header(HEADER_MIN_CLUSTER_VERSION, &config.min_cluster_version)?,
-            header(HEADER_CLUSTER_ID, &config.cluster_id.to_string())?,
+            header(HEADER_CLUSTER_ID, &config.local.cluster_id.to_string())?,
         ];
-        if !config.local_urls.is_empty() {
+        if !config.local.peer_urls.is_empty() {
             let mut urls = config
-                .local_urls
+                .local
+                .peer_urls
                 .iter()
-                .map(|u| parse_peer_url(u))
+                .map(|u| PeerUrl::parse(u).map(String::from))
                 .collect::<Result<Vec<_>, _>>()?;
             urls.sort();
             headers.push(header(HEADER_PEER_URLS, &urls.join(","))?);
@@ -86,7 +89,7 @@ impl RequestHeaders {
     }
 
     /// Every header, in the order they are sent.
-    pub fn iter(&self) -> impl Iterator<Item = &(HeaderName, HeaderValue)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(HeaderName, HeaderValue)> {
         self.headers.iter()
     }
 }
@@ -99,11 +102,10 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
 
 /// The URL to post to: the peer URL with its path replaced by `path`, as
 /// etcd does (`uu.Path = path`).
-pub fn request_uri(peer_url: &str, path: &str) -> Result<Uri, Error> {
-    let base = parse_peer_url(peer_url)?;
-    format!("{base}{path}")
+pub(crate) fn request_uri(peer_url: &PeerUrl, path: &str) -> Result<Uri, Error> {
+    format!("{peer_url}{path}")
         .parse()
-        .map_err(|_| Error::InvalidUrl(peer_url.to_owned()))
+        .map_err(|_| Error::InvalidUrl(peer_url.to_string()))
 }
 
 /// Maps a pipeline answer to an outcome, as etcd's `checkPostResponse`:
@@ -116,7 +118,7 @@ pub fn check_post_response(status: StatusCode, body: &[u8], url: &str) -> Result
         StatusCode::PRECONDITION_FAILED => Err(precondition_error(body)),
         StatusCode::FORBIDDEN => Err(Error::MemberRemoved),
         other => Err(Error::UnexpectedStatus {
-            status: go_status_text(other).to_owned(),
+            status: go_status_text(other.as_u16()).to_owned(),
             url: url.to_owned(),
         }),
     }
@@ -126,20 +128,9 @@ fn precondition_error(body: &[u8]) -> Error {
     let text = String::from_utf8_lossy(body);
     let text = text.strip_suffix('\n').unwrap_or(&text);
     match text {
-        "incompatible version" => Error::IncompatibleVersion,
-        "cluster ID mismatch" => Error::ClusterIdMismatch,
+        ERR_INCOMPATIBLE_VERSION => Error::IncompatibleVersion,
+        ERR_CLUSTER_ID_MISMATCH => Error::ClusterIdMismatch,
         other => Error::UnhandledPrecondition(other.to_owned()),
-    }
-}
-
-/// Go's `http.StatusText`, which differs from the `http` crate's reason
-/// phrases in a few places.
-fn go_status_text(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        413 => "Request Entity Too Large",
-        414 => "Request URI Too Long",
-        416 => "Requested Range Not Satisfiable",
-        _ => status.canonical_reason().unwrap_or(""),
     }
 }
 
@@ -147,22 +138,20 @@ fn go_status_text(status: StatusCode) -> &'static str {
 mod tests {
     use super::*;
     use crate::id::Id;
+    use crate::local_member::LocalMember;
 
     fn config() -> PipelineConfig {
         PipelineConfig::new(
-            Id(0x1a),
+            &LocalMember::new(Id(0x1a), Id(0xabc)),
             Id(2),
-            Id(0xabc),
             vec!["http://localhost:2380".into()],
         )
     }
 
     #[test]
     fn headers_are_etcds() {
-        let cfg = config().local_urls(vec![
-            "http://127.0.0.1:37941".into(),
-            "http://127.0.0.1:1".into(),
-        ]);
+        let mut cfg = config();
+        cfg.local.peer_urls = vec!["http://127.0.0.1:37941".into(), "http://127.0.0.1:1".into()];
         let h = RequestHeaders::new(&cfg, CONTENT_TYPE_PROTOBUF).unwrap();
         let got: Vec<(String, String)> = h
             .iter()
@@ -190,8 +179,9 @@ mod tests {
     }
 
     #[test]
-    fn request_uri_replaces_the_path() {
-        let uri = request_uri("http://localhost:2380/some/path", RAFT_PREFIX).unwrap();
+    fn request_uri_appends_the_path() {
+        let url = PeerUrl::parse("http://localhost:2380").unwrap();
+        let uri = request_uri(&url, RAFT_PREFIX).unwrap();
         assert_eq!(uri.to_string(), "http://localhost:2380/raft");
     }
 

@@ -1,8 +1,10 @@
 //! `raftpb` wire compatibility with etcd 3.4.23.
 //!
-//! Ground truth is `../shared/testdata/raftpb/` (made by etcd's own generated
-//! gogoproto code; read in place, never copied) plus the hand vectors of
+//! Ground truth is `tests/data/raftpb/` (made by etcd's own generated
+//! gogoproto code; never edited) plus the hand vectors of
 //! ETCD-RAFTHTTP.md §7.3 and the newer-raft encodings of §7.5.
+
+mod support;
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -13,8 +15,9 @@ use rafthttp_pipeline::raftpb::{
     ConfState, Entry, EntryType, HardState, Message, MessageType, Snapshot, SnapshotMetadata,
 };
 use serde_json::Value;
+use support::messages::{heartbeat, hex, unhex};
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/raftpb");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/raftpb");
 
 /// Decode cases that etcd 3.4.23 accepts but we reject. Each one is malformed
 /// protobuf that etcd's generated decoder lets through by accident; none is a
@@ -53,32 +56,6 @@ const DELIBERATELY_REJECTED: &[(&str, &str, &str)] = &[
 // ---------------------------------------------------------------------------
 // helpers
 
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Bytes of a hex string; ASCII whitespace is ignored so that vectors can be
-/// written spaced as in the spec.
-fn unhex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .map(|b| match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            b'A'..=b'F' => b - b'A' + 10,
-            _ => panic!("not a hex digit: {:?} in {text:?}", b as char),
-        })
-        .collect();
-    let pairs = digits.chunks_exact(2);
-    assert!(
-        pairs.remainder().is_empty(),
-        "odd number of hex digits in {text:?}"
-    );
-    pairs.map(|p| p[0] << 4 | p[1]).collect()
-}
-
 #[test]
 fn hex_helpers_round_trip() {
     assert_eq!(unhex("00 7f\n80 ff AB"), vec![0x00, 0x7f, 0x80, 0xff, 0xab]);
@@ -113,20 +90,19 @@ fn assert_wire<M: prost::Message + Default + PartialEq + Debug>(msg: &M, expecte
     assert_eq!(&decoded, msg);
 }
 
+/// Fails listing every mismatch a vector run collected.
+fn assert_no_mismatches(failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// The 3.4 trailer every `Message` carries: commit, the always-written
 /// snapshot (12 bytes), reject and rejectHint, all zero.
 const ZERO_TAIL: &str = "40 00 4a 0a 12 08 0a 02 28 00 10 00 18 00 50 00 58 00";
-
-fn heartbeat() -> Message {
-    Message {
-        r#type: MessageType::MsgHeartbeat as i32,
-        to: 2,
-        from: 1,
-        term: 1,
-        commit: 3,
-        ..Message::default()
-    }
-}
 
 /// The §7.3 heartbeat as etcd 3.4 writes it.
 const HEARTBEAT_3_4: &str =
@@ -258,10 +234,16 @@ fn message_from_json(m: &Value) -> Message {
 // ---------------------------------------------------------------------------
 // 1. messages.json: 310 encodings written by etcd 3.4.23
 
-#[test]
-fn all_etcd_message_vectors_encode_byte_identically() {
+/// The 310 vectors of messages.json.
+fn message_vectors() -> Vec<Value> {
     let vectors = load("messages.json");
     assert_eq!(vectors.len(), 310);
+    vectors
+}
+
+#[test]
+fn all_etcd_message_vectors_encode_byte_identically() {
+    let vectors = message_vectors();
     let mut failures = Vec::new();
     for v in &vectors {
         let name = str_of(v, "name");
@@ -274,18 +256,12 @@ fn all_etcd_message_vectors_encode_byte_identically() {
             failures.push(format!("{name}: encoded_len {}", msg.encoded_len()));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_mismatches(&failures);
 }
 
 #[test]
 fn all_etcd_message_vectors_decode_to_their_fields_and_reencode_identically() {
-    let vectors = load("messages.json");
-    assert_eq!(vectors.len(), 310);
+    let vectors = message_vectors();
     let mut failures = Vec::new();
     for v in &vectors {
         let name = str_of(v, "name");
@@ -298,12 +274,7 @@ fn all_etcd_message_vectors_decode_to_their_fields_and_reencode_identically() {
             Ok(_) => {}
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_mismatches(&failures);
 }
 
 // ---------------------------------------------------------------------------
@@ -373,12 +344,7 @@ fn reencodes_what_etcd_accepts_exactly_as_etcd_with_unknown_fields_dropped() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_mismatches(&failures);
     assert_eq!(checked, 111 - DELIBERATELY_REJECTED.len());
     // Inputs whose unknown fields etcd 3.4 would re-emit: we matched 3.5+ on
     // them, so dropping unknown fields was really exercised.

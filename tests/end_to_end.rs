@@ -4,106 +4,52 @@
 
 mod support;
 
-use std::time::Duration;
-
 use actix::prelude::*;
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer};
 use bytes::Bytes;
 use rafthttp_pipeline::raftpb::{
     ConfState, Entry, Message, MessageType, Snapshot, SnapshotMetadata,
 };
-use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::*;
-use support::*;
-use tokio::sync::watch;
+use rafthttp_pipeline::LocalMember;
+use rafthttp_pipeline::{Envelope, Id, PipelineActor, PipelineConfig, SnapshotStatus, Stop};
+use support::member::Member;
+use support::messages::{append_with_data, heartbeat};
+use support::{
+    count_unreachable, ids, message, snapshot_reports, status_changes, wait_stats, Recording, WAIT,
+};
 
-/// The receiving raft actor: keeps every message it is given.
-struct Inbox {
-    received: watch::Sender<Vec<Message>>,
-}
-
-impl Actor for Inbox {
-    type Context = Context<Self>;
-}
-
-impl Handler<Inbound> for Inbox {
-    type Result = Result<(), ProcessError>;
-    fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) -> Self::Result {
-        assert_eq!(inbound.from, Some(Id(1)), "X-Server-From names the sender");
-        self.received.send_modify(|r| r.push(inbound.message));
-        Ok(())
-    }
-}
-
-struct Receiving {
-    url: String,
-    port: u16,
-    server: ServerHandle,
-    inbox: Addr<Inbox>,
-    received: watch::Receiver<Vec<Message>>,
-}
-
-fn serve(inbox: &Addr<Inbox>, port: u16) -> (u16, ServerHandle) {
+/// Member 2, receiving; its raft takes every message.
+fn start_receiving() -> Member {
     let (_, peer, cluster) = ids();
-    let config = ReceiverConfig::new(peer, cluster, inbox.clone().recipient());
-    let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", port))
-        .expect("bind a loopback port");
-    let port = server.addrs()[0].port();
-    let server = server.run();
-    let handle = server.handle();
-    actix_rt::spawn(server);
-    (port, handle)
+    Member::start(Recording::start(), peer, cluster, |c| c)
 }
 
-fn start_receiving() -> Receiving {
-    let (tx, rx) = watch::channel(Vec::new());
-    let inbox = Inbox { received: tx }.start();
-    let (port, server) = serve(&inbox, 0);
-    Receiving {
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-        server,
-        inbox,
-        received: rx,
+/// Waits until `to` received `n` messages, and checks that each came from
+/// member 1, as `X-Server-From` says.
+async fn wait_received(to: &Member, n: usize) -> Vec<Message> {
+    let received = to.raft.wait_received(n, WAIT).await;
+    for r in &received {
+        assert_eq!(
+            r.inbound.from,
+            Some(Id(1)),
+            "X-Server-From names the sender"
+        );
     }
+    received.into_iter().map(|r| r.inbound.message).collect()
 }
 
-impl Receiving {
-    async fn wait_received(&self, n: usize) -> Vec<Message> {
-        let mut rx = self.received.clone();
-        let got =
-            tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|r| r.len() >= n)).await;
-        match got {
-            Ok(Ok(r)) => r.clone(),
-            _ => panic!(
-                "timed out: {} of {n} received",
-                self.received.borrow().len()
-            ),
-        }
-    }
-}
-
-fn start_pipeline(to: &Receiving, rec: &Recording) -> Addr<PipelineActor> {
+fn start_pipeline(to: &Member, rec: &Recording) -> Addr<PipelineActor> {
     let (local, peer, cluster) = ids();
-    let config = PipelineConfig::new(local, peer, cluster, vec![to.url.clone()])
-        .local_urls(vec!["http://127.0.0.1:2380".into()]);
+    let config = PipelineConfig::new(
+        &LocalMember::new(local, cluster).peer_urls(vec!["http://127.0.0.1:2380".into()]),
+        peer,
+        vec![to.url.clone()],
+    );
     PipelineActor::start(config, rec.recipients()).expect("valid config")
 }
 
 fn every_message_type() -> Vec<Message> {
-    let base = |kind: MessageType| Message {
-        r#type: kind as i32,
-        to: 2,
-        from: 1,
-        term: 3,
-        ..Default::default()
-    };
     let mut msgs: Vec<Message> = (0..=18)
-        .map(|t| base(MessageType::try_from(t).expect("known type")))
+        .map(|t| message(MessageType::try_from(t).expect("known type"), 0))
         .collect();
     let app = &mut msgs[MessageType::MsgApp as usize];
     app.log_term = 2;
@@ -163,7 +109,7 @@ async fn send_message_every_type_arrives_field_for_field() {
     for m in &sent {
         p.send(Envelope(m.clone())).await.unwrap().expect("queued");
     }
-    let mut received = to.wait_received(sent.len()).await;
+    let mut received = wait_received(&to, sent.len()).await;
     received.sort_by_key(|m| m.r#type);
     assert_eq!(received.len(), sent.len());
     for (got, want) in received.iter().zip(&sent) {
@@ -186,16 +132,8 @@ async fn ten_thousand_appends_all_arrive() {
     let p = start_pipeline(&to, &rec);
     for i in 0..N {
         let m = Message {
-            r#type: MessageType::MsgApp as i32,
-            to: 2,
-            from: 1,
             index: i,
-            entries: vec![Entry {
-                index: i + 1,
-                data: Some(Bytes::from_static(&[1; 256])),
-                ..Default::default()
-            }],
-            ..Default::default()
+            ..append_with_data(256)
         };
         // Respect backpressure: when the queue is full, wait for room.
         while p.send(Envelope(m.clone())).await.unwrap().is_err() {
@@ -203,7 +141,7 @@ async fn ten_thousand_appends_all_arrive() {
         }
     }
     let stats = wait_stats(&p, "all outcomes", |s| s.delivered + s.failed == N).await;
-    let received = to.wait_received(N as usize).await;
+    let received = wait_received(&to, N as usize).await;
     let mut indexes: Vec<u64> = received.iter().map(|m| m.index).collect();
     indexes.sort_unstable();
     indexes.dedup();
@@ -211,7 +149,7 @@ async fn ten_thousand_appends_all_arrive() {
     assert_eq!(stats.delivered, N);
     assert_eq!(stats.follower.success, N);
     let stats = p.send(Stop).await.unwrap();
-    assert_eq!(stats.accepted, stats.delivered + stats.reported());
+    assert_eq!(stats.offered, stats.delivered + stats.reported());
     assert_eq!(
         received.len() as u64,
         stats.delivered,
@@ -224,22 +162,21 @@ async fn peer_goes_inactive_then_active_when_the_server_restarts() {
     let mut to = start_receiving();
     let rec = Recording::start();
     let p = start_pipeline(&to, &rec);
-    let heartbeat = || Envelope(message(MessageType::MsgHeartbeat, 0));
-    p.send(heartbeat()).await.unwrap().unwrap();
+    let beat = || Envelope(heartbeat());
+    p.send(beat()).await.unwrap().unwrap();
     rec.wait_until("active", |e| status_changes(e) == [true])
         .await;
 
-    to.server.stop(true).await;
+    to.stop_serving().await;
     for _ in 0..3 {
-        p.send(heartbeat()).await.unwrap().unwrap();
+        p.send(beat()).await.unwrap().unwrap();
     }
     rec.wait_unreachable(3).await;
     rec.wait_until("inactive", |e| status_changes(e) == [true, false])
         .await;
 
-    let (_, server) = serve(&to.inbox, to.port);
-    to.server = server;
-    p.send(heartbeat()).await.unwrap().unwrap();
+    to.serve_again();
+    p.send(beat()).await.unwrap().unwrap();
     let events = rec
         .wait_until("active again", |e| status_changes(e) == [true, false, true])
         .await;

@@ -3,19 +3,21 @@
 
 mod support;
 
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use actix::prelude::*;
 use rafthttp_pipeline::raftpb::MessageType;
+use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{
-    Dropped, Envelope, Error, GetStats, PipelineActor, PipelineConfig, ResetConnections,
+    Dropped, Envelope, Error, GetStats, Id, PipelineActor, PipelineConfig, ResetConnections,
     SnapshotStatus, Stop, UpdateUrls,
 };
 use support::*;
 
 fn config(urls: Vec<String>) -> PipelineConfig {
     let (local, peer, cluster) = ids();
-    PipelineConfig::new(local, peer, cluster, urls)
+    PipelineConfig::new(&LocalMember::new(local, cluster), peer, urls)
 }
 
 fn start(config: PipelineConfig, rec: &Recording) -> Addr<PipelineActor> {
@@ -70,6 +72,14 @@ async fn pipeline_keep_sending_when_connection_refused() {
         Event::Unreachable(r) => matches!(r.reason, Error::Transport(_) | Error::Timeout(_)),
         _ => true,
     }));
+    // The I/O error beneath is kept as the source, not flattened to text.
+    let refused = events.iter().find_map(|e| match e {
+        Event::Unreachable(r) => std::error::Error::source(&r.reason)?
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind),
+        _ => None,
+    });
+    assert_eq!(refused, Some(std::io::ErrorKind::ConnectionRefused));
     assert_eq!(p.send(Stop).await.unwrap().failed, 50);
 }
 
@@ -105,10 +115,7 @@ async fn pipeline_exceed_maximum_serving() {
     .await
     .expect("sending works again within 1 s");
     let stats = p.send(Stop).await.unwrap();
-    assert_eq!(
-        (stats.accepted, stats.delivered, stats.dropped),
-        (70, 69, 1)
-    );
+    assert_eq!((stats.offered, stats.delivered, stats.dropped), (70, 69, 1));
 }
 
 // etcd TestPipelineSendFailed
@@ -127,10 +134,8 @@ async fn pipeline_send_failed_records_failure_in_follower_stats() {
 async fn pipeline_post_sends_etcds_request() {
     let peer = FakePeer::start(Behaviour::Status(204, ""));
     let rec = Recording::start();
-    let cfg = config(vec![format!("{}/ignored/path", peer.url)]).local_urls(vec![
-        "http://127.0.0.1:9".into(),
-        "http://127.0.0.1:1".into(),
-    ]);
+    let mut cfg = config(vec![peer.url.clone()]);
+    cfg.local.peer_urls = vec!["http://127.0.0.1:9".into(), "http://127.0.0.1:1".into()];
     let p = start(cfg, &rec);
     let msg = rafthttp_pipeline::raftpb::Message {
         r#type: MessageType::MsgSnap as i32,
@@ -286,7 +291,7 @@ async fn stop_blocked_pipeline() {
     let stopped = tokio::time::timeout(Duration::from_secs(1), p.send(Stop)).await;
     let stats = stopped.expect("stop finishes within 1 s").unwrap();
     assert_eq!((stats.cancelled, stats.delivered), (40, 0));
-    assert_eq!(stats.accepted, stats.delivered + stats.reported());
+    assert_eq!(stats.offered, stats.delivered + stats.reported());
     rec.wait_unreachable(40).await;
 }
 
@@ -456,8 +461,8 @@ async fn nothing_lost_in_a_mixed_run() {
     assert_eq!(stats.delivered, 10);
     assert_eq!(delivered.len(), 10);
     assert_eq!((stats.failed, stats.dropped, stats.cancelled), (10, 12, 68));
-    assert_eq!(stats.accepted, 100);
-    assert_eq!(stats.accepted, stats.delivered + stats.reported());
+    assert_eq!(stats.offered, 100);
+    assert_eq!(stats.offered, stats.delivered + stats.reported());
     let events = rec.wait_unreachable(91).await;
     assert_eq!(
         count_unreachable(&events),
@@ -465,9 +470,9 @@ async fn nothing_lost_in_a_mixed_run() {
         "one report per undelivered message"
     );
     let final_stats = p.send(GetStats).await.unwrap();
-    assert_eq!(final_stats.accepted, 101);
+    assert_eq!(final_stats.offered, 101);
     assert_eq!(
-        final_stats.accepted,
+        final_stats.offered,
         final_stats.delivered + final_stats.reported()
     );
     assert_eq!((final_stats.queued, final_stats.in_flight), (0, 0));
@@ -505,4 +510,87 @@ async fn senders_on_the_shared_pool_work_too() {
     wait_stats(&p, "10 deliveries", |s| s.delivered == 10).await;
     let stopped = tokio::time::timeout(Duration::from_secs(1), p.send(Stop)).await;
     assert_eq!(stopped.expect("stops within 1 s").unwrap().delivered, 10);
+}
+
+/// Every warning logged in this test binary, kept for the drop-log test.
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Warnings;
+
+impl log::Log for Warnings {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            WARNINGS.lock().unwrap().push(record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// The drops each "buffer is full" line for peer `peer` stands for, in
+/// order: 1, or the count merged into it.
+fn drop_lines(peer: Id) -> Vec<u64> {
+    let needle = format!("to {peer} since pipeline's sending buffer is full");
+    let merged = |line: &str| {
+        let count = line.split("[merged ").nth(1)?.split(' ').next()?;
+        count.parse().ok()
+    };
+    WARNINGS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.contains(&needle))
+        .map(|line| merged(line).unwrap_or(1))
+        .collect()
+}
+
+// A burst of drops shorter than the log interval is logged whole: the first
+// drop at once, the rest when the interval ends, with no later drop needed
+// to bring them out.
+#[actix_rt::test]
+async fn a_short_burst_of_drops_is_logged_whole() {
+    static LOGGER: Once = Once::new();
+    LOGGER.call_once(|| {
+        log::set_logger(&Warnings).expect("the only logger of this binary");
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+    let peer = FakePeer::start(Behaviour::Status(204, ""));
+    let rec = Recording::start();
+    let (local, _, cluster) = ids();
+    let peer_id = Id(0x77);
+    let cfg = PipelineConfig::new(
+        &LocalMember::new(local, cluster),
+        peer_id,
+        vec![peer.url.clone()],
+    )
+    .connections(1)
+    .buffer(1);
+    let p = start(cfg, &rec);
+    send(&p, MessageType::MsgHeartbeat, 0).await.unwrap();
+    wait_stats(&p, "the peer active", |s| s.delivered == 1).await;
+    peer.set(Behaviour::Block);
+    send(&p, MessageType::MsgApp, 1).await.unwrap();
+    send(&p, MessageType::MsgApp, 2).await.unwrap();
+    for i in 0..50 {
+        assert!(send(&p, MessageType::MsgApp, 10 + i).await.is_err());
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while drop_lines(peer_id).iter().sum::<u64>() < 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for the burst's log lines: {:?}",
+            drop_lines(peer_id)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lines = drop_lines(peer_id);
+    assert_eq!(lines.iter().sum::<u64>(), 50, "{lines:?}");
+    assert_eq!(lines[0], 1, "the first drop is logged at once");
+    peer.release();
+    let stats = p.send(Stop).await.unwrap();
+    assert_eq!(stats.dropped, 50);
 }

@@ -15,7 +15,7 @@ use rafthttp_pipeline::prober::{
     AddPeer, AddPeerError, ClockOffset, GetHealth, PeerHealth, Prober, ProberConfig, RemovePeer,
 };
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::{Id, Inbound, ProcessError};
+use rafthttp_pipeline::{Id, Inbound, LocalMember, ProcessError};
 
 /// The bound on every wait.
 const WAIT: Duration = Duration::from_secs(20);
@@ -143,7 +143,7 @@ where
 /// Our receiver, serving `/raft/probing` among etcd's routes.
 fn start_receiver() -> (SocketAddr, ServerHandle) {
     let raft = Raft.start().recipient();
-    let config = ReceiverConfig::new(Id(1), Id(0x100), raft);
+    let config = ReceiverConfig::new(&LocalMember::new(Id(1), Id(0x100)), raft);
     serve(move |cfg| receiver::configure(config.clone())(cfg))
 }
 

@@ -6,26 +6,28 @@ mod support;
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use actix_web::{App, HttpServer};
 use bytes::Bytes;
 use futures::StreamExt;
+use rafthttp_pipeline::internals::frame_head;
 use rafthttp_pipeline::raftpb::{Message as RaftMessage, MessageType};
-use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::snapshot::{frame_head, SnapshotBody};
-use rafthttp_pipeline::snapshot_receiver::{
-    DirSink, ReceivedSnapshot, SnapshotConfig, SnapshotSink, SnapshotWriter,
-};
+use rafthttp_pipeline::receiver::{DirSink, SnapshotConfig, SnapshotSink, SnapshotWriter};
 use rafthttp_pipeline::{
-    Error, Inbound, PipelineActor, PipelineConfig, PipelineStats, ProcessError, SendSnapshot,
+    Error, PipelineActor, PipelineConfig, PipelineStats, ReceivedSnapshot, SendSnapshot,
     SnapshotStatus, Stop,
 };
-use support::{ids, snapshot_reports, wait_stats, Event, Recording, WAIT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rafthttp_pipeline::{LocalMember, SnapshotBody};
+use support::http::{chunk, exchange, finish, head, open, read_response, request, Headers};
+use support::http::{Response, CHUNKED};
+use support::member::Member;
+use support::messages::{of_encoded_len, snap};
+use support::raft::{Answer, Recording, IN_MEMORY};
+use support::{count_unreachable, ids, snapshot_reports, wait, wait_stats, Event, WAIT};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -119,20 +121,6 @@ fn gated(first: Bytes, gate: watch::Receiver<Counts>, rest: Vec<Bytes>) -> Snaps
     body(futures::stream::once(async move { first }).chain(after))
 }
 
-/// A `MsgSnap` from 1 to 2 for the snapshot at `index`.
-fn snap(index: u64) -> RaftMessage {
-    let mut m = RaftMessage {
-        r#type: MessageType::MsgSnap as i32,
-        to: 2,
-        from: 1,
-        term: 3,
-        ..Default::default()
-    };
-    m.snapshot.metadata.index = index;
-    m.snapshot.metadata.term = 3;
-    m
-}
-
 // ---------------------------------------------------------------- sinks
 
 /// What an [`Observed`] sink has seen.
@@ -176,13 +164,7 @@ impl Observed {
     }
 
     async fn wait(&self, what: &str, done: impl Fn(&Counts) -> bool) -> Counts {
-        let mut rx = self.counts.subscribe();
-        let waited = tokio::time::timeout(WAIT, rx.wait_for(|c| done(c))).await;
-        let counts = match waited {
-            Ok(Ok(counts)) => counts.clone(),
-            _ => panic!("timed out waiting for {what}; sink saw {:?}", self.counts()),
-        };
-        counts
+        wait::until(&self.counts.subscribe(), WAIT, what, done).await
     }
 }
 
@@ -285,119 +267,43 @@ impl SnapshotWriter for Verifying {
     }
 }
 
-/// Where [`Verifying`] says it stored a database.
-const IN_MEMORY: &str = "verified in memory";
-
 // ---------------------------------------------------------------- members
 
-/// How the receiving raft actor answers.
-#[derive(Debug, Clone, Copy)]
-enum Answer {
-    Ok,
-    Removed,
-    Fail,
+/// Member 2 of cluster 0xabc, storing snapshots as `snapshots` says, its
+/// raft answering `answer`.
+fn member(snapshots: SnapshotConfig, answer: Answer) -> Member {
+    let (_, local, cluster) = ids();
+    Member::start(Recording::answering(answer), local, cluster, |c| {
+        c.snapshots(snapshots)
+    })
 }
 
-/// One message the receiving raft actor got, and whether its database was
-/// on disk (or in the sink) when it did.
-#[derive(Debug, Clone)]
-struct Got {
-    inbound: Inbound,
-    stored_before: bool,
+/// Member 2, storing snapshots in `sink`.
+fn start(sink: impl SnapshotSink + 'static, answer: Answer) -> Member {
+    member(SnapshotConfig::new().sink(sink), answer)
 }
 
-/// The receiving member's raft actor.
-struct Raft {
-    answer: Answer,
-    got: watch::Sender<Vec<Got>>,
+/// Member 2, storing snapshots in a fresh directory named for the test
+/// through an [`Observed`] [`DirSink`].
+fn observed(name: &str, answer: Answer) -> (TempDir, Observed, Member) {
+    let dir = TempDir::new(name);
+    let sink = Observed::new(DirSink::new(&dir.0));
+    let member = start(sink.clone(), answer);
+    (dir, sink, member)
 }
 
-impl Actor for Raft {
-    type Context = Context<Self>;
-}
-
-impl Handler<Inbound> for Raft {
-    type Result = Result<(), ProcessError>;
-
-    fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) -> Self::Result {
-        let stored_before = inbound
-            .snapshot
-            .as_ref()
-            .is_some_and(|s| s.path == Path::new(IN_MEMORY) || s.path.exists());
-        self.got.send_modify(|g| {
-            g.push(Got {
-                inbound,
-                stored_before,
-            })
-        });
-        match self.answer {
-            Answer::Ok => Ok(()),
-            Answer::Removed => Err(ProcessError::RemovedMember),
-            Answer::Fail => Err(ProcessError::Other("raft: stopped".into())),
-        }
-    }
-}
-
-/// Our receiver, with a sink, on an ephemeral loopback port.
-struct Member {
-    addr: SocketAddr,
-    url: String,
-    got: watch::Receiver<Vec<Got>>,
-    server: actix_web::dev::ServerHandle,
-}
-
-impl Member {
-    fn start(sink: impl SnapshotSink + 'static, answer: Answer) -> Member {
-        Member::with(SnapshotConfig::new().sink(sink), answer)
-    }
-
-    fn with(snapshots: SnapshotConfig, answer: Answer) -> Member {
-        let (tx, got) = watch::channel(Vec::new());
-        let raft = Raft { answer, got: tx }.start();
-        let (_, local, cluster) = ids();
-        let config = ReceiverConfig::new(local, cluster, raft.recipient()).snapshots(snapshots);
-        let server =
-            HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
-                .workers(1)
-                .disable_signals()
-                .bind(("127.0.0.1", 0))
-                .expect("bind a loopback port");
-        let addr = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        actix_rt::spawn(server);
-        Member {
-            addr,
-            url: format!("http://{addr}"),
-            got,
-            server: handle,
-        }
-    }
-
-    fn got(&self) -> Vec<Got> {
-        self.got.borrow().clone()
-    }
-
-    async fn wait_got(&self, n: usize, within: Duration) -> Vec<Got> {
-        let mut rx = self.got.clone();
-        let waited = tokio::time::timeout(within, rx.wait_for(|g| g.len() >= n)).await;
-        let got = match waited {
-            Ok(Ok(got)) => got.clone(),
-            _ => panic!("timed out waiting for {n} inbound messages"),
-        };
-        got
-    }
-
-    async fn stop(self) {
-        self.server.stop(false).await;
-    }
-}
-
-/// A pipeline from member 1 to `member` (member 2), reporting to `rec`.
-fn pipeline_to(member: &Member, rec: &Recording) -> Addr<PipelineActor> {
+/// A pipeline from member 1 to `member` (member 2), and member 1's raft
+/// actor, which its reports go to.
+fn pipeline_to(member: &Member) -> (Recording, Addr<PipelineActor>) {
+    let rec = Recording::start();
     let (local, peer, cluster) = ids();
-    let config = PipelineConfig::new(local, peer, cluster, vec![member.url.clone()]);
-    PipelineActor::start(config, rec.recipients()).expect("valid configuration")
+    let config = PipelineConfig::new(
+        &LocalMember::new(local, cluster),
+        peer,
+        vec![member.url.clone()],
+    );
+    let p = PipelineActor::start(config, rec.recipients()).expect("valid configuration");
+    (rec, p)
 }
 
 async fn send(p: &Addr<PipelineActor>, message: RaftMessage, body: SnapshotBody, size: u64) {
@@ -452,7 +358,7 @@ impl Drop for TempDir {
 }
 
 fn failures(events: &[Event]) -> bool {
-    snapshot_reports(events) == [SnapshotStatus::Failure] && support::count_unreachable(events) == 1
+    snapshot_reports(events) == [SnapshotStatus::Failure] && count_unreachable(events) == 1
 }
 
 fn unreachable_reason(events: &[Event]) -> Option<Error> {
@@ -468,7 +374,7 @@ async fn nothing_kept(sink: &Observed, dir: &TempDir, member: Member) {
     sink.wait("the partial database discarded", |c| c.discarded == 1)
         .await;
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
-    assert!(member.got().is_empty());
+    assert!(member.raft.received().is_empty());
     member.stop().await;
 }
 
@@ -492,62 +398,18 @@ async fn failed_cleanly(
 
 // ---------------------------------------------------------------- raw HTTP
 
-/// An answer read off a raw socket.
-#[derive(Debug)]
-struct Raw {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Raw {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn assert_go_error(&self, status: u16, text: &str) {
-        assert_eq!(
-            (self.status, self.body.as_str()),
-            (status, format!("{text}\n").as_str()),
-            "{}",
-            self.head
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("text/plain; charset=utf-8")
-        );
-        assert_eq!(self.header("x-content-type-options"), Some("nosniff"));
-    }
-}
-
-/// etcd's request headers, with `extra` replacing or adding some.
-fn request_head(method: &str, extra: &[(&str, &str)], framing: &str) -> String {
-    let mut headers = vec![
-        ("Host", "127.0.0.1"),
-        ("Content-Type", "application/octet-stream"),
-        ("X-Server-From", "1"),
-        ("X-Server-Version", "3.4.23"),
-        ("X-Min-Cluster-Version", "3.0.0"),
-        ("X-Etcd-Cluster-ID", "abc"),
-    ];
-    for (name, value) in extra {
-        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        headers.push((name, value));
-    }
-    let mut head = format!("{method} /raft/snapshot HTTP/1.1\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(framing);
-    head.push_str("\r\n");
-    head
+/// etcd's headers on `POST /raft/snapshot` from member 1 of cluster 0xabc,
+/// with `extra` replacing or adding some.
+fn etcd_headers(extra: &[(&str, &str)]) -> Headers {
+    let (local, _, cluster) = ids();
+    let etcd = Headers::etcd("application/octet-stream", local, cluster);
+    extra
+        .iter()
+        .fold(etcd, |h, (name, value)| h.with(name, value))
 }
 
 /// Sends a whole request with a `Content-Length` body and reads the answer.
-async fn post_raw(addr: SocketAddr, extra: &[(&str, &str)], body: &[u8]) -> Raw {
+async fn post_raw(addr: SocketAddr, extra: &[(&str, &str)], body: &[u8]) -> Response {
     post_raw_method(addr, "POST", extra, body).await
 }
 
@@ -556,67 +418,26 @@ async fn post_raw_method(
     method: &str,
     extra: &[(&str, &str)],
     body: &[u8],
-) -> Raw {
-    let framing = format!("Content-Length: {}\r\n", body.len());
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut request = request_head(method, extra, &framing).into_bytes();
-    request.extend_from_slice(body);
-    stream.write_all(&request).await.expect("send");
-    read_answer(&mut stream).await
+) -> Response {
+    let headers = etcd_headers(extra);
+    exchange(addr, &request(method, "/raft/snapshot", &headers, body)).await
 }
 
-/// Starts a chunked request whose body begins with `chunk` and goes on
+/// Starts a chunked request whose body begins with `bytes` and goes on
 /// for as long as the socket stays open.
-async fn start_chunked(addr: SocketAddr, chunk: &[u8]) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut request = request_head("POST", &[], "Transfer-Encoding: chunked\r\n").into_bytes();
-    request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-    request.extend_from_slice(chunk);
-    request.extend_from_slice(b"\r\n");
-    stream.write_all(&request).await.expect("send");
-    stream
-}
-
-/// Reads one answer: the head, then `Content-Length` bytes of body.
-async fn read_answer(stream: &mut TcpStream) -> Raw {
-    let read = async {
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        while !buf.ends_with(b"\r\n\r\n") {
-            let n = stream.read(&mut byte).await.expect("read the answer");
-            assert_eq!(n, 1, "connection closed before the answer's head ended");
-            buf.push(byte[0]);
-        }
-        let head = String::from_utf8(buf).expect("ASCII head");
-        let status = head[9..12].parse().expect("a status code");
-        let mut raw = Raw {
-            status,
-            head,
-            body: String::new(),
-        };
-        let len: usize = raw
-            .header("content-length")
-            .map_or(0, |v| v.parse().unwrap());
-        let mut body = vec![0; len];
-        stream.read_exact(&mut body).await.expect("read the body");
-        raw.body = String::from_utf8(body).expect("text body");
-        raw
-    };
-    tokio::time::timeout(WAIT, read)
-        .await
-        .expect("an answer within the wait")
+async fn start_chunked(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+    let mut request = head("POST", "/raft/snapshot", &etcd_headers(&[]), CHUNKED);
+    request.extend_from_slice(&chunk(bytes));
+    open(addr, &request).await
 }
 
 /// A `MsgSnap` whose encoding is exactly `len` bytes long.
 fn message_of_len(len: usize) -> RaftMessage {
-    let mut m = snap(1);
-    for n in 0..len {
+    of_encoded_len(len, |n| {
+        let mut m = snap(1);
         m.snapshot.data = Some(Bytes::from(vec![1; n]));
-        if prost::Message::encoded_len(&m) == len {
-            return m;
-        }
-    }
-    panic!("no MsgSnap of {len} bytes");
+        m
+    })
 }
 
 /// A framed `message` followed by `db`.
@@ -632,9 +453,8 @@ fn framed(message: &RaftMessage, db: &[u8]) -> Vec<u8> {
 async fn a_one_gib_snapshot_arrives_byte_identical() {
     let pattern = Pattern::new();
     let sink = Verifying::new(&pattern);
-    let member = Member::start(sink.clone(), Answer::Ok);
-    let rec = Recording::start();
-    let p = pipeline_to(&member, &rec);
+    let member = start(sink.clone(), Answer::Ok);
+    let (rec, p) = pipeline_to(&member);
     let sent = Arc::new(Mutex::new(0u64));
     let counted = sent.clone();
     let stream = pattern.stream(GIB).inspect(move |c| {
@@ -643,7 +463,7 @@ async fn a_one_gib_snapshot_arrives_byte_identical() {
 
     let started = std::time::Instant::now();
     send(&p, snap(0x1234), body(stream), GIB).await;
-    let got = member.wait_got(1, BIG_WAIT).await;
+    let got = member.raft.wait_received(1, BIG_WAIT).await;
     let took = started.elapsed();
 
     let events = rec
@@ -651,7 +471,7 @@ async fn a_one_gib_snapshot_arrives_byte_identical() {
             snapshot_reports(e) == [SnapshotStatus::Finish]
         })
         .await;
-    assert_eq!(support::count_unreachable(&events), 0);
+    assert_eq!(count_unreachable(&events), 0);
     assert_eq!(*sent.lock().unwrap(), GIB);
     assert_eq!(
         sink.result(),
@@ -676,16 +496,13 @@ async fn a_one_gib_snapshot_arrives_byte_identical() {
 
 #[actix_rt::test]
 async fn a_streamed_snapshot_is_stored_under_etcds_name_before_raft_hears_of_it() {
-    let dir = TempDir::new("stored");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
-    let rec = Recording::start();
-    let p = pipeline_to(&member, &rec);
+    let (dir, sink, member) = observed("stored", Answer::Ok);
+    let (rec, p) = pipeline_to(&member);
     let pattern = Pattern::new();
     let size = 3 * 1024 * 1024 + 12_345;
 
     send(&p, snap(0x2a), body(pattern.stream(size)), size).await;
-    let got = member.wait_got(1, WAIT).await;
+    let got = member.raft.wait_received(1, WAIT).await;
 
     let path = dir.0.join("000000000000002a.snap.db");
     let ReceivedSnapshot {
@@ -714,11 +531,8 @@ async fn a_streamed_snapshot_is_stored_under_etcds_name_before_raft_hears_of_it(
 
 #[actix_rt::test]
 async fn a_short_body_fails_on_the_sender_and_leaves_no_file() {
-    let dir = TempDir::new("short");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
-    let rec = Recording::start();
-    let p = pipeline_to(&member, &rec);
+    let (dir, sink, member) = observed("short", Answer::Ok);
+    let (rec, p) = pipeline_to(&member);
     let first = Pattern::new().chunk(0, CHUNK);
     let gate = sink.counts.subscribe();
 
@@ -729,11 +543,8 @@ async fn a_short_body_fails_on_the_sender_and_leaves_no_file() {
 
 #[actix_rt::test]
 async fn a_long_body_fails_on_the_sender_and_leaves_no_file() {
-    let dir = TempDir::new("long");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
-    let rec = Recording::start();
-    let p = pipeline_to(&member, &rec);
+    let (dir, sink, member) = observed("long", Answer::Ok);
+    let (rec, p) = pipeline_to(&member);
     let pattern = Pattern::new();
     let gate = sink.counts.subscribe();
     let rest = vec![pattern.chunk(CHUNK as u64, CHUNK)];
@@ -752,11 +563,8 @@ async fn a_long_body_fails_on_the_sender_and_leaves_no_file() {
 
 #[actix_rt::test]
 async fn stop_mid_transfer_cancels_reports_and_leaves_no_temp_file() {
-    let dir = TempDir::new("stop");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
-    let rec = Recording::start();
-    let p = pipeline_to(&member, &rec);
+    let (dir, sink, member) = observed("stop", Answer::Ok);
+    let (rec, p) = pipeline_to(&member);
     let first = Pattern::new().chunk(0, CHUNK);
     let stalls_forever =
         futures::stream::once(async move { first }).chain(futures::stream::pending());
@@ -765,9 +573,9 @@ async fn stop_mid_transfer_cancels_reports_and_leaves_no_temp_file() {
     sink.wait("the receiver storing", |c| c.begun == 1).await;
     assert_eq!(dir.temp_files().len(), 1);
 
-    let stats: PipelineStats = tokio::time::timeout(Duration::from_secs(1), p.send(Stop))
+    let stats: PipelineStats = tokio::time::timeout(WAIT, p.send(Stop))
         .await
-        .expect("Stop resolves within 1 s")
+        .expect("Stop resolves while the body stalls")
         .expect("pipeline alive");
     assert_eq!((stats.cancelled, stats.delivered, stats.failed), (1, 0, 0));
     let events = rec.wait_until("snapshot failure", failures).await;
@@ -777,11 +585,8 @@ async fn stop_mid_transfer_cancels_reports_and_leaves_no_temp_file() {
 
 #[actix_rt::test]
 async fn raft_refusing_the_snapshot_answers_500_and_leaves_no_temp_file() {
-    let dir = TempDir::new("refused");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Fail);
-    let rec = Recording::start();
-    let p = pipeline_to(&member, &rec);
+    let (dir, _sink, member) = observed("refused", Answer::Other);
+    let (rec, p) = pipeline_to(&member);
     let size = 2 * 1024 * 1024;
 
     send(&p, snap(7), body(Pattern::new().stream(size)), size).await;
@@ -791,13 +596,13 @@ async fn raft_refusing_the_snapshot_answers_500_and_leaves_no_temp_file() {
         matches!(unreachable_reason(&events), Some(Error::UnexpectedStatus { status, .. }) if status == "Internal Server Error"),
         "{events:?}"
     );
-    assert_eq!(member.got().len(), 1);
+    assert_eq!(member.raft.received().len(), 1);
     // The database was stored before raft was asked; only raft said no.
     assert_eq!(dir.entries(), ["0000000000000007.snap.db"]);
 
     let raw = post_raw(member.addr, &[], &framed(&snap(8), b"db")).await;
     raw.assert_go_error(500, "failed to process raft message (raft: stopped)");
-    assert_eq!(raw.header("x-etcd-cluster-id"), Some("abc"));
+    raw.assert_cluster_id(ids().2);
     assert!(dir.temp_files().is_empty());
     p.send(Stop).await.unwrap();
     member.stop().await;
@@ -807,21 +612,20 @@ async fn raft_refusing_the_snapshot_answers_500_and_leaves_no_temp_file() {
 async fn a_failing_sink_answers_500_failed_to_save_and_leaves_no_temp_file() {
     let dir = TempDir::new("failing");
     let sink = Observed::new(DirSink::new(&dir.0)).failing();
-    let member = Member::start(sink.clone(), Answer::Ok);
+    let member = start(sink.clone(), Answer::Ok);
 
     let raw = post_raw(member.addr, &[], &framed(&snap(1), b"database")).await;
 
     raw.assert_go_error(500, "failed to save KV snapshot (disk full)");
-    assert_eq!(raw.header("x-etcd-cluster-id"), Some("abc"));
+    raw.assert_cluster_id(ids().2);
     nothing_kept(&sink, &dir, member).await;
 }
 
 #[actix_rt::test]
 async fn a_removed_member_gets_a_complete_403() {
     let dir = TempDir::new("removed");
-    let member = Member::start(DirSink::new(&dir.0), Answer::Removed);
-    let rec = Recording::start();
-    let p = pipeline_to(&member, &rec);
+    let member = start(DirSink::new(&dir.0), Answer::RemovedMember);
+    let (rec, p) = pipeline_to(&member);
 
     send(&p, snap(1), body(Pattern::new().stream(1000)), 1000).await;
 
@@ -839,9 +643,7 @@ async fn a_removed_member_gets_a_complete_403() {
 
 #[actix_rt::test]
 async fn a_cut_connection_leaves_no_temp_file() {
-    let dir = TempDir::new("cut");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
+    let (dir, sink, member) = observed("cut", Answer::Ok);
     let stream = start_chunked(member.addr, &framed(&snap(1), &[7; 1000])).await;
 
     sink.wait("the receiver storing", |c| c.begun == 1).await;
@@ -855,7 +657,7 @@ async fn a_cut_connection_leaves_no_temp_file() {
 async fn a_length_over_the_cap_is_refused_with_400_before_any_allocation() {
     let dir = TempDir::new("cap");
     let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::with(
+    let member = member(
         SnapshotConfig::new().sink(sink.clone()).limit_bytes(1024),
         Answer::Ok,
     );
@@ -865,9 +667,9 @@ async fn a_length_over_the_cap_is_refused_with_400_before_any_allocation() {
     // comes without the receiver waiting for (or allocating) the message.
     for len in [u64::MAX, 1025] {
         let mut stream = start_chunked(member.addr, &len.to_be_bytes()).await;
-        let raw = read_answer(&mut stream).await;
+        let raw = read_response(&mut stream).await;
         raw.assert_go_error(400, text);
-        assert_eq!(raw.header("x-etcd-cluster-id"), Some("abc"));
+        raw.assert_cluster_id(ids().2);
     }
 
     // At the cap, a well-formed message passes.
@@ -881,7 +683,7 @@ async fn a_length_over_the_cap_is_refused_with_400_before_any_allocation() {
 #[actix_rt::test]
 async fn the_default_cap_refuses_u64_max_too() {
     let dir = TempDir::new("default-cap");
-    let member = Member::start(DirSink::new(&dir.0), Answer::Ok);
+    let member = start(DirSink::new(&dir.0), Answer::Ok);
     let raw = post_raw(member.addr, &[], &u64::MAX.to_be_bytes()).await;
     raw.assert_go_error(
         400,
@@ -892,26 +694,24 @@ async fn the_default_cap_refuses_u64_max_too() {
 
 #[actix_rt::test]
 async fn a_wrong_message_type_is_refused_with_400() {
-    let dir = TempDir::new("wrong-type");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
+    let (_dir, sink, member) = observed("wrong-type", Answer::Ok);
     let mut app = snap(1);
     app.r#type = MessageType::MsgApp as i32;
 
     for body in [framed(&app, b"db"), vec![0; 8]] {
         let raw = post_raw(member.addr, &[], &body).await;
         raw.assert_go_error(400, "wrong raft message type");
-        assert_eq!(raw.header("x-etcd-cluster-id"), Some("abc"));
+        raw.assert_cluster_id(ids().2);
     }
     assert_eq!(sink.counts().begun, 0);
-    assert!(member.got().is_empty());
+    assert!(member.raft.received().is_empty());
     member.stop().await;
 }
 
 #[actix_rt::test]
 async fn undecodable_frames_get_400_failed_to_decode() {
     let dir = TempDir::new("decode");
-    let member = Member::start(DirSink::new(&dir.0), Answer::Ok);
+    let member = start(DirSink::new(&dir.0), Answer::Ok);
     let truncated = framed(&snap(1), b"");
     let mut garbage = 3u64.to_be_bytes().to_vec();
     garbage.extend_from_slice(&[0xff; 3]);
@@ -925,22 +725,21 @@ async fn undecodable_frames_get_400_failed_to_decode() {
     for (body, err) in cases {
         let raw = post_raw(member.addr, &[], body).await;
         assert_eq!(raw.status, 400, "{raw:?}");
+        let text = raw.body_text();
         assert!(
-            raw.body.starts_with("failed to decode raft message (")
-                && raw.body.ends_with(&format!("{err})\n")),
+            text.starts_with("failed to decode raft message (")
+                && text.ends_with(&format!("{err})\n")),
             "{raw:?}"
         );
     }
-    assert!(member.got().is_empty());
+    assert!(member.raft.received().is_empty());
     assert!(dir.entries().is_empty());
     member.stop().await;
 }
 
 #[actix_rt::test]
 async fn header_checks_come_first_in_etcds_order() {
-    let dir = TempDir::new("headers");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
+    let (_dir, sink, member) = observed("headers", Answer::Ok);
     let body = framed(&snap(1), b"db");
 
     let raw = post_raw_method(member.addr, "GET", &[], &body).await;
@@ -951,22 +750,20 @@ async fn header_checks_come_first_in_etcds_order() {
     let both_wrong = [("X-Server-Version", "2.3.0"), ("X-Etcd-Cluster-ID", "abd")];
     let raw = post_raw(member.addr, &both_wrong, &body).await;
     raw.assert_go_error(412, "incompatible version");
-    assert_eq!(raw.header("x-etcd-cluster-id"), Some("abc"));
+    raw.assert_cluster_id(ids().2);
 
     let raw = post_raw(member.addr, &[("X-Etcd-Cluster-ID", "ABC")], &body).await;
     raw.assert_go_error(412, "cluster ID mismatch");
-    assert_eq!(raw.header("x-etcd-cluster-id"), Some("abc"));
+    raw.assert_cluster_id(ids().2);
 
     assert_eq!(sink.counts().begun, 0);
-    assert!(member.got().is_empty());
+    assert!(member.raft.received().is_empty());
     member.stop().await;
 }
 
 #[actix_rt::test]
 async fn a_server_stopping_mid_transfer_leaves_no_temp_file() {
-    let dir = TempDir::new("server-stop");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
+    let (dir, sink, member) = observed("server-stop", Answer::Ok);
     let stream = start_chunked(member.addr, &framed(&snap(1), &[7; 1000])).await;
     sink.wait("the receiver storing", |c| c.begun == 1).await;
 
@@ -981,18 +778,15 @@ async fn a_server_stopping_mid_transfer_leaves_no_temp_file() {
 
 #[actix_rt::test]
 async fn a_database_cut_short_answers_500_unexpected_eof_and_leaves_no_temp_file() {
-    let dir = TempDir::new("cut-short");
-    let sink = Observed::new(DirSink::new(&dir.0));
-    let member = Member::start(sink.clone(), Answer::Ok);
+    let (dir, sink, member) = observed("cut-short", Answer::Ok);
     let body = framed(&snap(1), &[7; 1000]);
-    let mut stream = TcpStream::connect(member.addr).await.unwrap();
-    let framing = format!("Content-Length: {}\r\n", body.len() + 1000);
-    let mut request = request_head("POST", &[], &framing).into_bytes();
+    let framing = format!("Content-Length: {}", body.len() + 1000);
+    let mut request = head("POST", "/raft/snapshot", &etcd_headers(&[]), &framing);
     request.extend_from_slice(&body);
-    stream.write_all(&request).await.unwrap();
+    let mut stream = open(member.addr, &request).await;
     stream.shutdown().await.unwrap();
 
-    let raw = read_answer(&mut stream).await;
+    let raw = finish(stream).await;
     raw.assert_go_error(500, "failed to save KV snapshot (unexpected EOF)");
     nothing_kept(&sink, &dir, member).await;
 }

@@ -4,96 +4,72 @@
 //! server accepts. Without it, the last few bytes of a large body wait for
 //! the peer's delayed ACK.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use actix::prelude::*;
-use actix_service::Service as _;
-use actix_tls::connect::{ConnectInfo, Connector, Resolver};
 use actix_web::rt::net::TcpStream;
-use actix_web::{App, HttpServer};
-use awc::http::Uri;
-use prost::Message as _;
-use rafthttp_pipeline::raftpb::{Message, MessageType};
-use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::sender::http_client;
-use rafthttp_pipeline::wire::{RequestHeaders, CONTENT_TYPE_PROTOBUF};
-use rafthttp_pipeline::{nodelay, Id, Inbound, PipelineConfig, ProcessError};
-
-const LOCAL: Id = Id(1);
-const PEER: Id = Id(2);
-const CLUSTER: Id = Id(0x1000);
-
-/// Accepts every message, so each POST is answered 204.
-struct Raft;
-
-impl Actor for Raft {
-    type Context = Context<Self>;
-}
-
-impl Handler<Inbound> for Raft {
-    type Result = Result<(), ProcessError>;
-    fn handle(&mut self, _: Inbound, _: &mut Context<Self>) -> Self::Result {
-        Ok(())
-    }
-}
+use rafthttp_pipeline::receiver::ReceiverConfig;
+use rafthttp_pipeline::{nodelay, Envelope, LocalMember, PipelineActor, PipelineConfig};
+use support::messages::heartbeat;
+use support::{ids, member, server, wait_stats, Recording};
 
 /// What the server saw of one accepted connection, after its hooks ran:
 /// the client's address and the option on the server's socket.
 type Accepted = (SocketAddr, bool);
 
-/// A receiver on an ephemeral loopback port; with `set`, its server runs
-/// `nodelay::on_connect`. Every accepted connection is reported on the
-/// returned channel.
-fn start_receiver(set: bool) -> std::io::Result<(String, mpsc::Receiver<Accepted>)> {
-    let raft = Raft.start().recipient();
-    let config = ReceiverConfig::new(PEER, CLUSTER, raft);
+/// A receiver (member 2) on an ephemeral loopback port, its raft taking
+/// every message; with `set`, its server runs `nodelay::on_connect`. Every
+/// accepted connection is reported on the returned channel.
+fn start_receiver(set: bool) -> (String, mpsc::Receiver<Accepted>) {
+    let (_, peer, cluster) = ids();
+    let config = ReceiverConfig::new(
+        &LocalMember::new(peer, cluster),
+        Recording::start().inbound(),
+    );
     let (accepted, seen) = mpsc::channel();
-    let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
-        .workers(1)
-        .disable_signals()
-        .on_connect(move |connection, extensions| {
-            if set {
-                nodelay::on_connect(connection, extensions);
-            }
-            let stream = connection
-                .downcast_ref::<TcpStream>()
-                .expect("a plain TCP connection");
-            let seen = (
-                stream.peer_addr().expect("peer address"),
-                stream.nodelay().expect("TCP_NODELAY readable"),
-            );
-            accepted.send(seen).expect("the test listens");
-        })
-        .bind(("127.0.0.1", 0))?;
-    let url = format!("http://{}", server.addrs()[0]);
-    actix_web::rt::spawn(server.run());
-    Ok((url, seen))
+    let hook = move |connection: &dyn std::any::Any, extensions: &mut _| {
+        if set {
+            nodelay::on_connect(connection, extensions);
+        }
+        let stream = connection
+            .downcast_ref::<TcpStream>()
+            .expect("a plain TCP connection");
+        let seen = (
+            stream.peer_addr().expect("peer address"),
+            stream.nodelay().expect("TCP_NODELAY readable"),
+        );
+        accepted.send(seen).expect("the test listens");
+    };
+    let (addr, _) = server::serve(member::routes(config), 0, hook);
+    (format!("http://{addr}"), seen)
 }
 
-/// Posts a heartbeat to `url` with the senders' own client and etcd's
-/// headers, expects 204, and returns the client for its open connection.
-async fn post_heartbeat(url: &str) -> awc::Client {
-    let client = http_client(Duration::from_secs(2));
-    let config = PipelineConfig::new(LOCAL, PEER, CLUSTER, vec![url.to_owned()]);
-    let headers = RequestHeaders::new(&config, CONTENT_TYPE_PROTOBUF).expect("headers");
-    let mut request = client.post(format!("{url}/raft"));
-    for (name, value) in headers.iter() {
-        request = request.insert_header((name.clone(), value.clone()));
-    }
-    let heartbeat = Message {
-        r#type: MessageType::MsgHeartbeat as i32,
-        to: PEER.0,
-        from: LOCAL.0,
-        ..Default::default()
-    };
-    let response = request
-        .send_body(heartbeat.encode_to_vec())
+/// Sends a heartbeat to `url` through a real pipeline and waits (bounded)
+/// until it is delivered. Returns the pipeline, whose sender keeps its
+/// connection open.
+async fn post_heartbeat(url: &str) -> Addr<PipelineActor> {
+    let (local, peer, cluster) = ids();
+    let config = PipelineConfig::new(
+        &LocalMember::new(local, cluster),
+        peer,
+        vec![url.to_owned()],
+    );
+    let pipeline =
+        PipelineActor::start(config, Recording::start().recipients()).expect("valid configuration");
+    pipeline
+        .send(Envelope(heartbeat()))
         .await
-        .expect("an answer");
-    assert_eq!(response.status(), 204);
-    client
+        .expect("pipeline running")
+        .expect("queued");
+    let stats = wait_stats(&pipeline, "the heartbeat's outcome", |s| {
+        s.delivered + s.reported() == 1
+    })
+    .await;
+    assert_eq!(stats.delivered, 1, "the heartbeat is delivered: {stats:?}");
+    pipeline
 }
 
 /// `TCP_NODELAY` on this process's TCP socket bound to `local`, read with
@@ -140,8 +116,8 @@ fn local_addr(fd: libc::c_int) -> Option<SocketAddr> {
 #[cfg(target_os = "linux")]
 #[actix_rt::test]
 async fn a_pipeline_post_has_tcp_nodelay_on_both_ends() {
-    let (url, accepted) = start_receiver(true).expect("bind");
-    let client = post_heartbeat(&url).await;
+    let (url, accepted) = start_receiver(true);
+    let pipeline = post_heartbeat(&url).await;
     // The server's hooks run before the request is read, so the answer
     // comes after the report.
     let (client_addr, server_nodelay) = accepted.try_recv().expect("one connection");
@@ -152,34 +128,15 @@ async fn a_pipeline_post_has_tcp_nodelay_on_both_ends() {
         "the sender's socket {client_addr} has TCP_NODELAY"
     );
     assert!(accepted.try_recv().is_err(), "one connection only");
-    drop(client);
+    drop(pipeline);
 }
 
 #[actix_rt::test]
 async fn without_the_hook_an_accepted_socket_keeps_nagle_on() {
     // The control: the option is off unless the hook sets it, so the test
     // above sees the hook's work, not a default.
-    let (url, accepted) = start_receiver(false).expect("bind");
-    let _client = post_heartbeat(&url).await;
+    let (url, accepted) = start_receiver(false);
+    let _pipeline = post_heartbeat(&url).await;
     let (_, server_nodelay) = accepted.try_recv().expect("one connection");
     assert!(!server_nodelay);
-}
-
-#[actix_rt::test]
-async fn the_senders_connector_sets_nodelay_and_awcs_default_does_not() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let uri: Uri = format!("http://{}/raft", listener.local_addr().unwrap())
-        .parse()
-        .unwrap();
-    let ours = nodelay::connector()
-        .call(ConnectInfo::new(uri.clone()))
-        .await
-        .expect("connect");
-    assert!(ours.io_ref().nodelay().unwrap());
-    let default = Connector::new(Resolver::default())
-        .service()
-        .call(ConnectInfo::new(uri))
-        .await
-        .expect("connect");
-    assert!(!default.io_ref().nodelay().unwrap());
 }

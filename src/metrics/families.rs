@@ -48,7 +48,7 @@ impl Families {
     /// Creates the families and registers each in `registry`, in etcd's
     /// order (metrics.go `init`). Fails when one of the names is already
     /// registered there.
-    pub fn register(registry: &Registry) -> prometheus::Result<Families> {
+    pub(crate) fn register(registry: &Registry) -> prometheus::Result<Families> {
         let families = Families::new()?;
         for collector in families.collectors() {
             registry.register(collector)?;

@@ -1,0 +1,214 @@
+//! Node B, the receiver child: our actix-web receiver with a counting raft
+//! actor (or, with `--floor`, a bare handler that answers 204), driven by
+//! the sender over stdin/stdout with the Go harness's line protocol:
+//!
+//! ```text
+//! child  -> READY <port>
+//! parent -> WAIT <count> <timeout-ms>   child -> DONE <processed> <last-process-unix-ns>
+//! parent -> STATS                       child -> STATS <json>
+//! parent -> QUIT                        child exits 0 (also on stdin EOF)
+//! ```
+
+use std::io::{BufRead, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use rafthttp_pipeline::raftpb::MessageType;
+use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::LocalMember;
+use rafthttp_pipeline::{
+    Envelope, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
+    ReportUnreachable,
+};
+
+use crate::args::{Args, Placement};
+use crate::messages::{app_resp, payload_len, A, B, CLUSTER};
+use crate::probe::{cpu_seconds, status_kb, unix_ns, wakeups};
+
+/// How often `WAIT` looks at the count.
+const WAIT_POLL: Duration = Duration::from_millis(1);
+
+/// What B has processed, shared by the HTTP worker and the control thread.
+#[derive(Debug, Default)]
+pub struct Counts {
+    processed: AtomicU64,
+    payload_bytes: AtomicU64,
+    last_ns: AtomicI64,
+    unreachable: AtomicU64,
+}
+
+impl Counts {
+    fn record(&self, payload: usize, now_ns: i64) {
+        self.payload_bytes
+            .fetch_add(payload as u64, Ordering::Relaxed);
+        self.last_ns.store(now_ns, Ordering::Relaxed);
+        self.processed.fetch_add(1, Ordering::Release);
+    }
+
+    fn processed(&self) -> u64 {
+        self.processed.load(Ordering::Acquire)
+    }
+}
+
+/// The counting raft actor. Under W3 it answers each MsgApp through its
+/// own pipeline back to A.
+struct Counter {
+    counts: Arc<Counts>,
+    echo: Option<Addr<PipelineActor>>,
+}
+
+impl Actor for Counter {
+    type Context = Context<Self>;
+}
+
+impl Handler<Inbound> for Counter {
+    type Result = Result<(), ProcessError>;
+
+    fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) -> Self::Result {
+        let now = unix_ns();
+        let m = inbound.message;
+        self.counts.record(payload_len(&m), now);
+        if let Some(echo) = &self.echo {
+            if m.r#type == MessageType::MsgApp as i32 {
+                echo.do_send(Envelope(app_resp(&m, now)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Handler<ReportUnreachable> for Counter {
+    type Result = ();
+    fn handle(&mut self, _: ReportUnreachable, _: &mut Context<Self>) {
+        self.counts.unreachable.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Handler<ReportSnapshot> for Counter {
+    type Result = ();
+    fn handle(&mut self, _: ReportSnapshot, _: &mut Context<Self>) {}
+}
+
+/// Starts a counter on the current thread, with its echo pipeline from
+/// `own_url` to `echo_to` when W3 asks for one.
+fn start_counter(
+    counts: Arc<Counts>,
+    echo: Option<(String, Option<Placement>)>,
+    own_url: String,
+) -> Addr<Counter> {
+    Counter::create(move |ctx| {
+        let echo = echo.map(|(url, placement)| {
+            let config = PipelineConfig::new(
+                &LocalMember::new(B, CLUSTER).peer_urls(vec![own_url]),
+                A,
+                vec![url],
+            );
+            let config = Placement::apply(placement, config);
+            PipelineActor::start(config, Recipients::from_addr(&ctx.address()))
+                .expect("the echo pipeline's configuration is valid")
+        });
+        Counter { counts, echo }
+    })
+}
+
+/// B's server: etcd's `/raft` routes with a counting raft actor on the
+/// HTTP worker's own thread, as the Go harness's fake raft runs in the
+/// handler's goroutine.
+fn raft_server(listener: TcpListener, counts: Arc<Counts>, args: &Args) -> std::io::Result<Server> {
+    let own_url = format!("http://{}", listener.local_addr()?);
+    let placement = args.placement;
+    let echo = args.echo_to.clone().map(|url| (url, placement));
+    let server = HttpServer::new(move || {
+        let raft = start_counter(counts.clone(), echo.clone(), own_url.clone());
+        let config = ReceiverConfig::new(&LocalMember::new(B, CLUSTER), raft.recipient());
+        App::new().configure(receiver::configure(config))
+    });
+    let server = server.on_connect(rafthttp_pipeline::nodelay::on_connect);
+    Ok(server.workers(1).disable_signals().listen(listener)?.run())
+}
+
+/// The floor: a bare handler that takes the body and answers 204.
+fn floor_server(listener: TcpListener, counts: Arc<Counts>) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        let counts = counts.clone();
+        App::new().route(
+            "/raft",
+            web::post().to(move |body: web::Bytes| {
+                counts.record(body.len(), unix_ns());
+                async { HttpResponse::NoContent().finish() }
+            }),
+        )
+    });
+    let server = server.on_connect(rafthttp_pipeline::nodelay::on_connect);
+    Ok(server.workers(1).disable_signals().listen(listener)?.run())
+}
+
+/// Runs node B until the parent says `QUIT` or closes stdin.
+pub fn run(args: &Args) -> Result<(), String> {
+    let counts = Arc::new(Counts::default());
+    let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let system = System::new();
+    system
+        .block_on(async {
+            let server = match args.floor {
+                true => floor_server(listener, counts.clone()),
+                false => raft_server(listener, counts.clone(), args),
+            };
+            server.map(actix_web::rt::spawn)
+        })
+        .map_err(|e| e.to_string())?;
+    reply(&format!("READY {port}"));
+    std::thread::spawn(move || control(&counts));
+    system.run().map_err(|e| e.to_string())
+}
+
+/// Answers the parent's commands; exits the process on `QUIT` or EOF,
+/// so B never outlives A.
+fn control(counts: &Counts) {
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["WAIT", target, ms] => reply(&wait(counts, target, ms)),
+            ["STATS"] => reply(&format!("STATS {}", stats(counts))),
+            ["QUIT"] => break,
+            _ => reply(&format!("ERROR unknown command {line:?}")),
+        }
+    }
+    std::process::exit(0);
+}
+
+fn reply(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // The parent is gone if this fails; stdin EOF ends us next.
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// `WAIT`: blocks until `target` messages were processed or `ms` passed.
+fn wait(counts: &Counts, target: &str, ms: &str) -> String {
+    let target: u64 = target.parse().unwrap_or(u64::MAX);
+    let deadline = Instant::now() + Duration::from_millis(ms.parse().unwrap_or(0));
+    while counts.processed() < target && Instant::now() < deadline {
+        std::thread::sleep(WAIT_POLL);
+    }
+    let last = counts.last_ns.load(Ordering::Relaxed);
+    format!("DONE {} {last}", counts.processed())
+}
+
+fn stats(counts: &Counts) -> serde_json::Value {
+    serde_json::json!({
+        "processed": counts.processed(),
+        "payload_bytes": counts.payload_bytes.load(Ordering::Relaxed),
+        "unreachable": counts.unreachable.load(Ordering::Relaxed),
+        "hwm_kb": status_kb("VmHWM"),
+        "rss_kb": status_kb("VmRSS"),
+        "cpu_s": cpu_seconds(),
+        "wakeups": wakeups(),
+    })
+}

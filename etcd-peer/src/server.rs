@@ -1,0 +1,165 @@
+//! The wiring: the actor, one pipeline per peer, and the HTTP server with
+//! the receiver's routes and etcd's `/members`.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web::dev::{ServerHandle, Service};
+use actix_web::{web, App, HttpServer};
+use log::{info, warn};
+use rafthttp_pipeline::membership::{InitialCluster, Member};
+use rafthttp_pipeline::receiver::SnapshotConfig;
+use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::LocalMember;
+use rafthttp_pipeline::{Id, PipelineActor, PipelineConfig, PipelineStats, Recipients};
+use serde_json::json;
+
+use crate::actor::{Shutdown, StandInActor};
+use crate::events::Events;
+use crate::flags::{FailMode, Flags};
+use crate::members::{members_json, serve_members, MembersJson};
+use crate::sinks::StandInSink;
+use crate::snapshot_requests::{snapshot_request, PeerSocket, SnapshotRequests};
+use crate::standin::StandIn;
+use crate::stats::Counts;
+
+/// A running stand-in: its HTTP server and its actor.
+pub struct Running {
+    server: ServerHandle,
+    actor: Addr<StandInActor>,
+}
+
+impl Running {
+    /// Stops serving, then stops the pipelines; returns their final stats.
+    pub async fn stop(self) -> Vec<(Id, PipelineStats)> {
+        self.server.stop(true).await;
+        self.actor.send(Shutdown).await.unwrap_or_default()
+    }
+}
+
+/// Starts the stand-in on `listeners`, inside a running actix `System`:
+/// the actor, one pipeline per peer, and the HTTP server. The actor counts
+/// into `counts`.
+pub fn start_on(
+    flags: &Flags,
+    cluster: InitialCluster,
+    me: Member,
+    listeners: Vec<TcpListener>,
+    counts: Arc<Mutex<Counts>>,
+) -> io::Result<Running> {
+    let peers: Vec<Member> = cluster.peers_of(&me.name).cloned().collect();
+    info!(
+        "stand-in {} ({}) in cluster {} with {} peer(s)",
+        me.name,
+        me.id,
+        cluster.cluster_id,
+        peers.len()
+    );
+    let events = Events::new(flags.events);
+    let ctx = Context::<StandInActor>::new();
+    let addr = ctx.address();
+    let mut pipelines = HashMap::new();
+    let local = LocalMember::new(me.id, cluster.cluster_id).peer_urls(me.peer_urls.clone());
+    for peer in &peers {
+        let config = PipelineConfig::new(&local, peer.id, peer.peer_urls.clone());
+        let recipients = Recipients::from_addr(&addr).peer_status(addr.clone().recipient());
+        let pipeline = PipelineActor::start(config, recipients).map_err(io::Error::other)?;
+        pipelines.insert(peer.id.0, pipeline);
+    }
+    let peer_ids: Vec<Id> = peers.iter().map(|p| p.id).collect();
+    let actor = ctx.run(StandInActor {
+        logic: StandIn::new(me.id, &peer_ids, !flags.no_append_ack),
+        pipelines,
+        counts,
+        stats_every: flags.stats_every,
+        events,
+    });
+
+    let mut receiver_config =
+        ReceiverConfig::new(&local, actor.clone().recipient()).serve_version(true);
+    if let Some(dir) = &flags.data_dir {
+        let fail_500 = match flags.fail_mode {
+            FailMode::Status500 => flags.fail_snapshots,
+            FailMode::Cut => 0,
+        };
+        info!("taking snapshots into {dir:?}");
+        if flags.fail_snapshots > 0 {
+            info!(
+                "failing the first {} snapshot transfer(s) (--fail-mode {})",
+                flags.fail_snapshots,
+                flags.fail_mode.name()
+            );
+        }
+        receiver_config = receiver_config.snapshots(SnapshotConfig::new().sink(StandInSink::new(
+            dir.clone(),
+            fail_500,
+            events,
+        )));
+    }
+    let requests = Arc::new(SnapshotRequests {
+        seen: AtomicU64::new(0),
+        cut_first: match flags.fail_mode {
+            FailMode::Cut => flags.fail_snapshots,
+            FailMode::Status500 => 0,
+        },
+        events,
+    });
+    let members = web::Data::new(MembersJson {
+        cluster_id: cluster.cluster_id.to_string(),
+        body: members_json(&cluster),
+    });
+    let mut server = HttpServer::new(move || {
+        let requests = requests.clone();
+        App::new()
+            .app_data(members.clone())
+            .wrap_fn(move |mut req, srv| {
+                let attempt = snapshot_request(&requests, &mut req);
+                let started = Instant::now();
+                let response = srv.call(req);
+                let events = requests.events;
+                async move {
+                    let response = response.await?;
+                    if let Some(attempt) = attempt {
+                        let status = response.status().as_u16();
+                        events.detail(|| {
+                            json!({"event": "snapshot_answer", "attempt": attempt,
+                                   "status": status,
+                                   "ms": started.elapsed().as_secs_f64() * 1000.0})
+                        });
+                    }
+                    Ok(response)
+                }
+            })
+            .route("/members", web::route().to(serve_members))
+            .configure(receiver::configure(receiver_config.clone()))
+    })
+    .on_connect(|conn, data| {
+        rafthttp_pipeline::nodelay::on_connect(conn, data);
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            data.insert(PeerSocket(tcp.as_raw_fd()));
+        }
+    })
+    .workers(1)
+    .disable_signals();
+    for listener in listeners {
+        info!("listening for peers on {}", listener.local_addr()?);
+        server = server.listen(listener)?;
+    }
+    let server = server.run();
+    let handle = server.handle();
+    actix::spawn(async move {
+        if let Err(e) = server.await {
+            warn!("peer server: {e}");
+        }
+    });
+    Ok(Running {
+        server: handle,
+        actor,
+    })
+}

@@ -1,0 +1,245 @@
+//! The receiving side: etcd's `pipelineHandler` and `snapshotHandler`
+//! (`rafthttp/http.go`) as actix-web routes for the user's `App`.
+//!
+//! ```no_run
+//! # use actix::prelude::*;
+//! # use actix_web::{App, HttpServer};
+//! # use rafthttp_pipeline::{receiver::{self, ReceiverConfig}, Id, Inbound, LocalMember};
+//! # async fn run(raft: Recipient<Inbound>) -> std::io::Result<()> {
+//! let config = ReceiverConfig::new(&LocalMember::new(Id(1), Id(0x1000)), raft).serve_version(true);
+//! HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+//!     .bind(("127.0.0.1", 2380))?
+//!     .run()
+//!     .await
+//! # }
+//! ```
+//!
+//! A `POST /raft` goes through etcd's checks in etcd's order (method,
+//! version, cluster id, body, decode) and then reaches the user's raft actor
+//! as an [`Inbound`]; its answer becomes the HTTP status. Status codes and
+//! bodies are etcd's, byte for byte, except where etcd answers badly:
+//! remote input never panics, a removed member gets a complete 403, a
+//! processing error a complete 500, and bodies are capped at
+//! [`ReceiverConfig::max_message_bytes`].
+//!
+//! Requests are served concurrently: each one waits on its own for the raft
+//! actor's answer, so a slow `MsgProp` does not hold up the heartbeats
+//! behind it, as long as the raft actor answers them independently.
+//!
+//! # Streamed snapshots
+//!
+//! With a [`SnapshotSink`] in [`ReceiverConfig::snapshots`], [`configure`]
+//! also mounts etcd's `POST /raft/snapshot` (`snapshotHandler`,
+//! `rafthttp/http.go:200-348`). The simplest sink is a directory:
+//!
+//! ```no_run
+//! # use actix::prelude::*;
+//! # use actix_web::{App, HttpServer};
+//! # use rafthttp_pipeline::receiver::{self, DirSink, ReceiverConfig, SnapshotConfig};
+//! # use rafthttp_pipeline::{Id, Inbound, LocalMember};
+//! # async fn run(raft: Recipient<Inbound>) -> std::io::Result<()> {
+//! let snapshots = SnapshotConfig::new().sink(DirSink::new("/var/lib/member/snap"));
+//! let config = ReceiverConfig::new(&LocalMember::new(Id(1), Id(0x1000)), raft).snapshots(snapshots);
+//! HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+//!     .bind(("127.0.0.1", 2380))?
+//!     .run()
+//!     .await
+//! # }
+//! ```
+//!
+//! A request goes through etcd's steps in etcd's order: the method, the
+//! version and cluster id checks of `/raft`, then the 8-byte length (capped
+//! at [`SnapshotConfig::limit_bytes`] before anything is allocated), the
+//! `MsgSnap` (400 `failed to decode raft message (<err>)`, 400 `wrong raft
+//! message type`), then the database, streamed to the sink until the body
+//! ends (500 `failed to save KV snapshot (<err>)`). Only once the sink has
+//! committed it does the raft actor get an [`Inbound`] whose `snapshot`
+//! says where the database is; its answer becomes the status as for `/raft`
+//! (204, a complete 403 for a removed member, or 500 `failed to process
+//! raft message (<err>)`).
+//!
+//! The database is never collected: at most [`WRITE_BATCH_BYTES`] are
+//! buffered, then written by the sink on actix's blocking thread pool while
+//! the connection waits, so TCP pushes back on the sender. Memory per
+//! transfer is that batch plus the framed message (at most
+//! [`SnapshotConfig::limit_bytes`], allocated as it arrives).
+//!
+//! Whatever goes wrong after the sink began (the body is cut, stalls for
+//! [`SnapshotConfig::stall_timeout`], or the sink fails), the writer is
+//! dropped without being committed, which discards what it wrote: for a
+//! [`DirSink`], the temp file is removed. This holds too when actix-web
+//! drops the request's future, e.g. when the peer disconnects.
+//!
+//! # Streamed or inline?
+//!
+//! A `MsgSnap` can carry its snapshot inline in `snapshot.data` through the
+//! pipeline's `POST /raft`, as etcd's raftexample does: fine for a small
+//! state machine, since the whole message is encoded, sent and decoded in
+//! memory. A real database goes through `POST /raft/snapshot`:
+//! [`SendSnapshot`](crate::SendSnapshot) streams it from any byte stream,
+//! this receiver streams it to disk, and memory stays flat on both ends.
+
+use std::rc::{Rc, Weak};
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest};
+
+use crate::local_member::LocalMember;
+use crate::log_limit::OUTPUT_INTERVAL;
+use crate::messages::Inbound;
+use crate::metrics::Metrics;
+
+mod answer;
+mod checks;
+mod probing;
+mod raft;
+mod sink;
+mod snapshot;
+mod version;
+mod worker;
+
+pub use crate::wire::{PROBING_PREFIX, RAFT_PREFIX, RAFT_SNAPSHOT_PREFIX, RAFT_STREAM_PREFIX};
+pub use sink::{db_file_name, DirSink, SnapshotSink, SnapshotWriter};
+pub use snapshot::{SnapshotConfig, WRITE_BATCH_BYTES};
+
+use snapshot::SnapshotReceiver;
+use worker::Worker;
+
+/// The largest raft message body accepted: 512 MiB (etcd `readBytesLimit`,
+/// `rafthttp/msg_codec.go:46`). etcd's pipeline handler has no total cap at
+/// all; we apply the limit etcd uses for its other framed reads.
+pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
+
+/// The version path (etcd `versionPath`, `etcdserver/api/etcdhttp/base.go:43`).
+pub const VERSION_PATH: &str = "/version";
+
+/// What the receiver needs: who we are, which cluster we accept messages
+/// for, how large a message may be, and the raft actor that takes them.
+///
+/// Build it with [`ReceiverConfig::new`] and refine it with the setters;
+/// each documents its default. It is cloned into every HTTP worker.
+#[derive(Debug, Clone)]
+pub struct ReceiverConfig {
+    /// This member. Its `cluster_id` is checked: `X-Etcd-Cluster-ID` must
+    /// equal its lower-case hex exactly, and every answer after the method
+    /// check carries it. Its `id` only appears in logs, as in etcd.
+    pub local: LocalMember,
+    /// The largest body accepted, in bytes (default [`MAX_MESSAGE_BYTES`]).
+    /// A larger `Content-Length` gets 413 before the body is read; a body
+    /// without one is cut off at the limit with 413.
+    pub max_message_bytes: usize,
+    /// Whether [`configure`] also mounts `GET /version` (default `false`,
+    /// since the application may serve its own). Turn it on when real etcd
+    /// members query this member's version on its peer URL.
+    pub serve_version: bool,
+    /// How `POST /raft/snapshot` is received (default: no sink, so the
+    /// route is not mounted); see [Streamed snapshots](self#streamed-snapshots).
+    pub snapshots: SnapshotConfig,
+    /// The user's raft actor. It gets every accepted message as an
+    /// [`Inbound`] and its answer decides the status.
+    pub raft: Recipient<Inbound>,
+    /// Where to count etcd's receive metrics (default: nowhere):
+    /// `peer_received_bytes_total` and `peer_received_failures_total`
+    /// (labelled by the sender's member id, never its address), and the
+    /// `snapshot_receive_*` families.
+    pub metrics: Option<Metrics>,
+}
+
+impl ReceiverConfig {
+    /// A configuration with the defaults: [`MAX_MESSAGE_BYTES`] and no
+    /// `/version` route.
+    pub fn new(local: &LocalMember, raft: Recipient<Inbound>) -> Self {
+        ReceiverConfig {
+            local: local.clone(),
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            serve_version: false,
+            snapshots: SnapshotConfig::default(),
+            raft,
+            metrics: None,
+        }
+    }
+
+    /// Counts etcd's receive metrics in `metrics`.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sets the largest body accepted (default [`MAX_MESSAGE_BYTES`]).
+    /// Keep it above the largest `MsgSnap` the cluster sends through the
+    /// pipeline, or snapshots will keep failing with 413.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes;
+        self
+    }
+
+    /// Sets how streamed snapshots are received (default: not at all);
+    /// give it a sink to mount `POST /raft/snapshot`.
+    pub fn snapshots(mut self, snapshots: SnapshotConfig) -> Self {
+        self.snapshots = snapshots;
+        self
+    }
+
+    /// Sets whether `GET /version` is mounted (default `false`).
+    pub fn serve_version(mut self, serve: bool) -> Self {
+        self.serve_version = serve;
+        self
+    }
+}
+
+/// Mounts the receiver's routes, for `App::new().configure(receiver::configure(cfg))`:
+///
+/// | path | answer |
+/// |---|---|
+/// | `/raft` | the pipeline: `POST` a raft message, 204 when raft took it |
+/// | `/raft/snapshot` | only with a sink in [`ReceiverConfig::snapshots`]: `POST` a streamed snapshot (see [Streamed snapshots](self#streamed-snapshots)), 204 once stored and taken by raft |
+/// | `/raft/probing` | any method: 200 `{"OK":true,"Now":"..."}` (etcd's prober) |
+/// | `/raft/stream/...` | 404 without `X-Server-Version`, so an etcd 3.4 peer quietly uses the pipeline instead of streams |
+/// | any other `/raft/...`, including `/raft/` | 404 `404 page not found` |
+/// | `/version` | only with [`ReceiverConfig::serve_version`]: etcd's version JSON |
+///
+/// Register routes of your own under `/raft/` *before* this call: the
+/// catch-all for `/raft/...` answers everything registered after it.
+pub fn configure(config: ReceiverConfig) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let serve_version = config.serve_version;
+        let snapshots = config.snapshots.clone();
+        let worker = Rc::new(Worker::new(config));
+        flush_merged_logs(Rc::downgrade(&worker));
+        if let Some(rx) = SnapshotReceiver::new(worker.clone(), &snapshots).map(Rc::new) {
+            cfg.service(web::resource(RAFT_SNAPSHOT_PREFIX).to(
+                move |req: HttpRequest, body: web::Payload| snapshot::serve(rx.clone(), req, body),
+            ));
+        }
+        cfg.service(
+            web::resource(RAFT_PREFIX).to(move |req: HttpRequest, body: web::Payload| {
+                raft::serve(worker.clone(), req, body)
+            }),
+        )
+        .service(web::resource(PROBING_PREFIX).to(probing::serve))
+        .service(
+            web::resource(format!("{RAFT_STREAM_PREFIX}/{{tail:.*}}")).to(answer::serve_not_found),
+        )
+        .service(web::resource(format!("{RAFT_PREFIX}/{{tail:.*}}")).to(answer::serve_not_found));
+        if serve_version {
+            cfg.service(web::resource(VERSION_PATH).to(version::serve));
+        }
+    }
+}
+
+/// Logs the worker's merged refusals every
+/// [`OUTPUT_INTERVAL`](crate::log_limit::OUTPUT_INTERVAL), so a burst's
+/// count comes out when the burst ends, until the worker is gone (its
+/// drop logs the rest).
+fn flush_merged_logs(worker: Weak<Worker>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(OUTPUT_INTERVAL).await;
+            let Some(worker) = worker.upgrade() else {
+                return;
+            };
+            worker.answers.flush(Instant::now());
+        }
+    });
+}
