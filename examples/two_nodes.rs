@@ -4,7 +4,9 @@
 //! It sends a burst of MsgApp and heartbeats and one MsgSnap of several MiB,
 //! stops one member's server to show the peer going inactive and the
 //! unreachable reports, restarts it to show the peer active again, and
-//! stops cleanly with a summary. Run it with `cargo run --example two_nodes`.
+//! stops cleanly with a summary and a few of etcd's metrics, which both
+//! members count in one Prometheus registry (the labels tell them apart).
+//! Run it with `cargo run --example two_nodes`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer};
 use bytes::Bytes;
+use rafthttp_pipeline::metrics::prometheus::{Encoder, Registry, TextEncoder};
 use rafthttp_pipeline::raftpb::{Entry, Message, MessageType, Snapshot};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
 use rafthttp_pipeline::*;
@@ -120,13 +123,20 @@ impl Handler<Report> for Node {
 /// One member: its raft stand-in and its HTTP server.
 struct Member {
     id: Id,
+    metrics: Metrics,
     node: Addr<Node>,
     port: u16,
     server: ServerHandle,
 }
 
-fn serve(id: Id, node: &Addr<Node>, port: u16) -> std::io::Result<(u16, ServerHandle)> {
-    let config = ReceiverConfig::new(&LocalMember::new(id, CLUSTER), node.clone().recipient());
+fn serve(
+    id: Id,
+    node: &Addr<Node>,
+    port: u16,
+    metrics: &Metrics,
+) -> std::io::Result<(u16, ServerHandle)> {
+    let config = ReceiverConfig::new(&LocalMember::new(id, CLUSTER), node.clone().recipient())
+        .metrics(metrics.clone());
     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
         .workers(1)
         .disable_signals()
@@ -139,15 +149,16 @@ fn serve(id: Id, node: &Addr<Node>, port: u16) -> std::io::Result<(u16, ServerHa
     Ok((port, handle))
 }
 
-fn start_member(name: &'static str, id: Id) -> std::io::Result<Member> {
+fn start_member(name: &'static str, id: Id, metrics: &Metrics) -> std::io::Result<Member> {
     let node = Node {
         name,
         ..Default::default()
     }
     .start();
-    let (port, server) = serve(id, &node, 0)?;
+    let (port, server) = serve(id, &node, 0, metrics)?;
     Ok(Member {
         id,
+        metrics: metrics.clone(),
         node,
         port,
         server,
@@ -157,7 +168,8 @@ fn start_member(name: &'static str, id: Id) -> std::io::Result<Member> {
 fn pipeline(from: &Member, to: &Member) -> Result<Addr<PipelineActor>, Error> {
     let url = |port: u16| format!("http://127.0.0.1:{port}");
     let local = LocalMember::new(from.id, CLUSTER).peer_urls(vec![url(from.port)]);
-    let config = PipelineConfig::new(&local, to.id, vec![url(to.port)]);
+    let config =
+        PipelineConfig::new(&local, to.id, vec![url(to.port)]).metrics(from.metrics.clone());
     let recipients = Recipients::from_addr(&from.node).peer_status(from.node.clone().recipient());
     PipelineActor::start(config, recipients)
 }
@@ -312,7 +324,7 @@ async fn outage(a: &Member, b: &mut Member, a_to_b: &Addr<PipelineActor>) -> Res
     );
 
     println!("3. b's server restarts on the same port");
-    let (_, server) = serve(b.id, &b.node, b.port).map_err(|e| e.to_string())?;
+    let (_, server) = serve(b.id, &b.node, b.port, &b.metrics).map_err(|e| e.to_string())?;
     b.server = server;
     send_batched(a_to_b, vec![simple(MessageType::MsgHeartbeat, a.id, b.id)]).await?;
     wait_for("b to be active again", async || {
@@ -326,8 +338,10 @@ async fn outage(a: &Member, b: &mut Member, a_to_b: &Addr<PipelineActor>) -> Res
 
 async fn run() -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
-    let a = start_member("a", Id(1)).map_err(io)?;
-    let mut b = start_member("b", Id(2)).map_err(io)?;
+    let registry = Registry::new();
+    let metrics = Metrics::register(&registry).map_err(|e| e.to_string())?;
+    let a = start_member("a", Id(1), &metrics).map_err(io)?;
+    let mut b = start_member("b", Id(2), &metrics).map_err(io)?;
     println!(
         "members: a = {} on 127.0.0.1:{}, b = {} on 127.0.0.1:{}, cluster {CLUSTER}",
         a.id, a.port, b.id, b.port
@@ -344,7 +358,30 @@ async fn run() -> Result<(), String> {
     a.server.stop(true).await;
     b.server.stop(true).await;
     let (ra, rb) = (report(&a.node).await?, report(&b.node).await?);
-    summary(&a_stats, &b_stats, &ra, &rb)
+    summary(&a_stats, &b_stats, &ra, &rb)?;
+    print_metrics(&registry)
+}
+
+/// A few of the samples `GET /metrics` would serve.
+fn print_metrics(registry: &Registry) -> Result<(), String> {
+    const SHOWN: [&str; 5] = [
+        "etcd_network_active_peers",
+        "etcd_network_disconnected_peers_total",
+        "etcd_network_peer_sent_bytes_total",
+        "etcd_network_peer_sent_failures_total",
+        "etcd_network_peer_received_bytes_total",
+    ];
+    let mut text = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut text)
+        .map_err(|e| e.to_string())?;
+    println!();
+    println!("metrics (etcd's names; ids in hex)");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| SHOWN.iter().any(|name| l.starts_with(&format!("{name}{{"))))
+        .for_each(|l| println!("  {l}"));
+    Ok(())
 }
 
 fn summary(

@@ -14,10 +14,12 @@ use actix_web::dev::{ServerHandle, Service};
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use rafthttp_pipeline::membership::{InitialCluster, Member};
+use rafthttp_pipeline::metrics::{self, prometheus::Registry};
+use rafthttp_pipeline::prober::{AddPeer, ProberConfig};
 use rafthttp_pipeline::receiver::SnapshotConfig;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{Id, PipelineActor, PipelineConfig, PipelineStats, Recipients};
+use rafthttp_pipeline::{LocalMember, Metrics, Prober};
 use serde_json::json;
 
 use crate::actor::{Shutdown, StandInActor};
@@ -29,9 +31,10 @@ use crate::snapshot_requests::{snapshot_request, PeerSocket, SnapshotRequests};
 use crate::standin::StandIn;
 use crate::stats::Counts;
 
-/// A running stand-in: its HTTP server and its actor.
+/// A running stand-in: its HTTP servers and its actor.
 pub struct Running {
     server: ServerHandle,
+    metrics_server: Option<ServerHandle>,
     actor: Addr<StandInActor>,
 }
 
@@ -39,8 +42,35 @@ impl Running {
     /// Stops serving, then stops the pipelines; returns their final stats.
     pub async fn stop(self) -> Vec<(Id, PipelineStats)> {
         self.server.stop(true).await;
+        if let Some(metrics) = self.metrics_server {
+            metrics.stop(true).await;
+        }
         self.actor.send(Shutdown).await.unwrap_or_default()
     }
+}
+
+/// Serves only `GET /metrics` on `addrs` (etcd's `--listen-metrics-urls`).
+fn serve_metrics(registry: &Registry, addrs: &[String]) -> io::Result<Option<ServerHandle>> {
+    if addrs.is_empty() {
+        return Ok(None);
+    }
+    let registry = registry.clone();
+    let mut server =
+        HttpServer::new(move || App::new().configure(metrics::http::configure(registry.clone())))
+            .workers(1)
+            .disable_signals();
+    for addr in addrs {
+        server = server.bind(addr)?;
+        info!("serving /metrics on {addr}");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    actix::spawn(async move {
+        if let Err(e) = server.await {
+            warn!("metrics server: {e}");
+        }
+    });
+    Ok(Some(handle))
 }
 
 /// Starts the stand-in on `listeners`, inside a running actix `System`:
@@ -66,11 +96,19 @@ pub fn start_on(
     let addr = ctx.address();
     let mut pipelines = HashMap::new();
     let local = LocalMember::new(me.id, cluster.cluster_id).peer_urls(me.peer_urls.clone());
+    let registry = Registry::new();
+    let metrics = Metrics::register(&registry).map_err(io::Error::other)?;
+    let prober = Prober::new(ProberConfig::default(), Some(metrics.clone())).start();
     for peer in &peers {
-        let config = PipelineConfig::new(&local, peer.id, peer.peer_urls.clone());
+        let config =
+            PipelineConfig::new(&local, peer.id, peer.peer_urls.clone()).metrics(metrics.clone());
         let recipients = Recipients::from_addr(&addr).peer_status(addr.clone().recipient());
         let pipeline = PipelineActor::start(config, recipients).map_err(io::Error::other)?;
         pipelines.insert(peer.id.0, pipeline);
+        prober.do_send(AddPeer {
+            id: peer.id,
+            urls: peer.peer_urls.clone(),
+        });
     }
     let peer_ids: Vec<Id> = peers.iter().map(|p| p.id).collect();
     let actor = ctx.run(StandInActor {
@@ -81,8 +119,9 @@ pub fn start_on(
         events,
     });
 
-    let mut receiver_config =
-        ReceiverConfig::new(&local, actor.clone().recipient()).serve_version(true);
+    let mut receiver_config = ReceiverConfig::new(&local, actor.clone().recipient())
+        .serve_version(true)
+        .metrics(metrics);
     if let Some(dir) = &flags.data_dir {
         let fail_500 = match flags.fail_mode {
             FailMode::Status500 => flags.fail_snapshots,
@@ -110,6 +149,8 @@ pub fn start_on(
         },
         events,
     });
+    let metrics_server =
+        serve_metrics(&registry, &flags.metrics_addrs().map_err(io::Error::other)?)?;
     let members = web::Data::new(MembersJson {
         cluster_id: cluster.cluster_id.to_string(),
         body: members_json(&cluster),
@@ -137,6 +178,7 @@ pub fn start_on(
                 }
             })
             .route("/members", web::route().to(serve_members))
+            .configure(metrics::http::configure(registry.clone()))
             .configure(receiver::configure(receiver_config.clone()))
     })
     .on_connect(|conn, data| {
@@ -160,6 +202,7 @@ pub fn start_on(
     });
     Ok(Running {
         server: handle,
+        metrics_server,
         actor,
     })
 }
