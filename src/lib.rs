@@ -130,6 +130,21 @@
 //! believes lost, and a follower skips entries it already has (same index
 //! and term), so a message processed twice does no harm.
 //!
+//! # Metrics, the prober and merged warnings
+//!
+//! [`Metrics::register`] puts etcd's fifteen `etcd_network_*` families
+//! (same names, types, help texts, labels and buckets as etcd 3.4.23) in a
+//! `prometheus::Registry` you own; give the handle to
+//! [`PipelineConfig::metrics`] and
+//! [`ReceiverConfig::metrics`](receiver::ReceiverConfig::metrics), and
+//! mount [`metrics::http::configure`] to serve `GET /metrics`. The
+//! pipeline counts where it counts [`PipelineStats`], so the two agree.
+//! Labels are member ids, never addresses. [`Prober`] probes each peer's
+//! `/raft/probing` as etcd does, for the round-trip histogram, a health
+//! view and etcd's warnings on an unhealthy peer or a clock more than a
+//! second off. The receiver merges repeated refusal warnings into counts
+//! (`[merged N repeated lines in T]`), as etcd's merge logger does.
+//!
 //! # Timeouts
 //!
 //! etcd's pipeline has no response timeout, so one silent peer can hold all
