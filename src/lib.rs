@@ -17,6 +17,20 @@
 //!   [`Inbound`]; with a [`receiver::SnapshotSink`] it also
 //!   receives streamed snapshots.
 //!
+//! # Public surface
+//!
+//! | what | items |
+//! |---|---|
+//! | this member | [`LocalMember`], [`Id`], [`PeerUrl`], [`membership`] (ids as etcd derives them, [`InitialCluster`]) |
+//! | a whole member | [`transport`]: [`Transport`] (one pipeline per peer, routed by `to`), [`MemberBuilder`] / [`Member`] (receiver server and transport in one call), [`TransportConfig`] |
+//! | sending to one peer | [`PipelineActor`], [`PipelineConfig`], [`SenderPlacement`], [`Recipients`], [`SenderActor`] |
+//! | messages to a pipeline | [`Envelope`], [`SendSnapshot`] (with a [`SnapshotBody`]: [`body_from_bytes`], [`body_from_reader`]), [`Stop`], [`GetStats`], [`UpdateUrls`], [`ResetConnections`] |
+//! | what a pipeline reports | [`ReportUnreachable`], [`ReportSnapshot`] ([`SnapshotStatus`]), [`PeerStatusChanged`], [`CriticalError`], [`Dropped`], [`PipelineStats`], [`FollowerStats`] |
+//! | receiving | [`receiver`] (routes, [`receiver::ReceiverConfig`], snapshot sinks), [`Inbound`], [`ReceivedSnapshot`], [`ProcessError`], [`nodelay`] |
+//! | wire types | [`raftpb`]; with the `raft-rs` feature, `raft_rs`: lossless conversions to and from raft-rs (tikv's `raft`) |
+//! | errors | [`Error`], [`TransportError`] |
+//! | defaults (etcd's names) | [`CONN_PER_PIPELINE`], [`PIPELINE_BUF_SIZE`], [`DIAL_TIMEOUT`], [`RESPONSE_TIMEOUT`], [`RESPONSE_TIMEOUT_PER_MIB`], [`SNAPSHOT_STALL_TIMEOUT`], [`SNAPSHOT_LIMIT_BYTES`], [`SERVER_VERSION`], [`MIN_CLUSTER_VERSION`] |
+//!
 //! # Quick start
 //!
 //! ```no_run
@@ -191,11 +205,15 @@ mod picker;
 mod pipeline;
 mod pool;
 pub mod prober;
+#[cfg(feature = "raft-rs")]
+pub mod raft_rs;
 pub mod raftpb;
 pub mod receiver;
 mod sender;
 mod snapshot;
+mod snapshot_source;
 mod stats;
+pub mod transport;
 mod version;
 mod wire;
 
@@ -218,7 +236,9 @@ pub use pipeline::{PipelineActor, Recipients};
 pub use prober::Prober;
 pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
+pub use snapshot_source::{body_from_bytes, body_from_reader};
 pub use stats::{FollowerStats, PipelineStats};
+pub use transport::{Member, MemberBuilder, Transport, TransportConfig};
 pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
 /// Not part of the API: pieces the benchmark and the integration tests

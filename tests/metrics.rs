@@ -446,6 +446,21 @@ mod run {
             &expected_b,
             "etcd_network_snapshot_receive_total_duration_seconds",
         );
+
+        // A stopped pipeline is no longer an active peer connection.
+        p2.send(rafthttp_pipeline::Stop).await.unwrap();
+        let mut text_a = Vec::new();
+        TextEncoder::new()
+            .encode(&registry_a.gather(), &mut text_a)
+            .unwrap();
+        let a = samples(&String::from_utf8(text_a).unwrap());
+        assert_eq!(
+            a["etcd_network_active_peers{Local=\"1\",Remote=\"2\"}"],
+            "0"
+        );
+        assert!(!a
+            .keys()
+            .any(|k| k.starts_with("etcd_network_disconnected_peers_total")));
         handle.stop(true).await;
     }
 

@@ -101,8 +101,13 @@ async fn a_burst_of_refusals_is_merged_and_fully_counted() {
     }
     assert_eq!(counts("7"), vec![1, REFUSED / 2 - 1]);
     refuse(REFUSED / 2).await;
-    // The worker's drop logs what its last merge period still holds.
+    // The worker's drop logs what its last merge period still holds; the
+    // worker thread drops its services as it winds down, after `stop`.
     handle.stop(true).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counts("7").iter().sum::<u64>() < REFUSED && Instant::now() < deadline {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let counts = counts("7");
     assert_eq!(counts.iter().sum::<u64>(), REFUSED, "{counts:?}");

@@ -115,6 +115,17 @@ impl Metrics {
             .inc();
     }
 
+    /// The pipeline from `local` to an active `remote` stopped:
+    /// `active_peers` − 1, without a disconnection. etcd leaves a removed
+    /// peer counted as active for the rest of the process; here the gauge
+    /// stays the number of live, active pipelines.
+    pub fn peer_stopped(&self, local: Id, remote: Id) {
+        self.families
+            .active_peers
+            .with_label_values(&[label(local), label(remote)])
+            .dec();
+    }
+
     /// A snapshot send to `to` starts: `snapshot_send_inflights_total` + 1
     /// until the returned guard is dropped (snapshot_sender.go:95-98).
     pub fn snapshot_send_started(&self, to: Id) -> InFlight {

@@ -8,7 +8,8 @@
 //!   failed posts and full-buffer drops; messages cancelled by a stop are
 //!   not failures, as etcd drops them uncounted);
 //! - `active_peers` / `disconnected_peers_total` on the peer status's
-//!   transitions;
+//!   transitions, and `active_peers` − 1 when an active peer's pipeline
+//!   stops;
 //! - the `snapshot_send_*` families for streamed snapshots.
 
 use std::time::Duration;
@@ -72,6 +73,13 @@ impl PeerMetrics {
     pub(crate) fn inactive(&self) {
         if let Some(m) = &self.metrics {
             m.peer_inactive(self.local, self.peer);
+        }
+    }
+
+    /// The pipeline stopped while the peer was active.
+    pub(crate) fn stopped_active(&self) {
+        if let Some(m) = &self.metrics {
+            m.peer_stopped(self.local, self.peer);
         }
     }
 

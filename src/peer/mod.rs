@@ -165,6 +165,9 @@ impl<P: WireLen> PeerCore<P> {
     /// cancelled and reported, the drops waiting for a log line are logged,
     /// and every later offer is refused.
     pub(crate) fn handle_stop(&mut self, now: Instant) {
+        if !self.stopping && self.status.is_active() {
+            self.metrics.stopped_active();
+        }
         self.stopping = true;
         let mut cancelled = self.dispatch.drain_queue();
         cancelled.extend((0..self.connections).filter_map(|s| self.dispatch.finish(s)));
