@@ -5,15 +5,19 @@
 //! It sends a burst of MsgApp and heartbeats and one MsgSnap of several MiB,
 //! stops one member's server to show the peer going inactive and the
 //! unreachable reports, restarts it to show the peer active again, and
-//! stops cleanly with a summary. Run it with `cargo run --example two_nodes`.
+//! stops cleanly with a summary and a few of etcd's metrics, which both
+//! members count in one Prometheus registry.
+//! Run it with `cargo run --example two_nodes`.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use std::net::SocketAddr;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use rafthttp_pipeline::metrics::prometheus::{Encoder, Registry, TextEncoder};
 use rafthttp_pipeline::raftpb::{Entry, Message, MessageType, Snapshot};
 use rafthttp_pipeline::transport::{AddPeer, GetPeerStats, RaftRecipients, SendMessages};
 use rafthttp_pipeline::*;
@@ -123,10 +127,47 @@ impl Handler<Report> for Node {
 /// serves the receiver for it.
 fn start_member(id: Id, addr: SocketAddr, node: &Addr<Node>) -> std::io::Result<Member<Node>> {
     let node = node.clone();
+    let metrics = &counted().1;
+    let (for_pipelines, for_receiver) = (metrics.clone(), metrics.clone());
     MemberBuilder::new(LocalMember::new(id, CLUSTER))
         .bind(addr)
         .workers(1)
+        .transport(move |t| t.pipeline_with(|p| p.metrics(for_pipelines)))
+        .receiver(move |r| r.metrics(for_receiver))
         .start(move |_transport| RaftRecipients::new(node).with_peer_status())
+}
+
+/// The registry both members count etcd's metrics in (the labels tell
+/// them apart), and its handle.
+fn counted() -> &'static (Registry, Metrics) {
+    static COUNTED: OnceLock<(Registry, Metrics)> = OnceLock::new();
+    COUNTED.get_or_init(|| {
+        let registry = Registry::new();
+        let metrics = Metrics::register(&registry).expect("a fresh registry");
+        (registry, metrics)
+    })
+}
+
+/// A few of the samples `GET /metrics` would serve.
+fn print_metrics() -> Result<(), String> {
+    const SHOWN: [&str; 5] = [
+        "etcd_network_active_peers",
+        "etcd_network_disconnected_peers_total",
+        "etcd_network_peer_sent_bytes_total",
+        "etcd_network_peer_sent_failures_total",
+        "etcd_network_peer_received_bytes_total",
+    ];
+    let mut text = Vec::new();
+    TextEncoder::new()
+        .encode(&counted().0.gather(), &mut text)
+        .map_err(|e| e.to_string())?;
+    println!();
+    println!("metrics (etcd's names; ids in hex)");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter(|l| SHOWN.iter().any(|name| l.starts_with(&format!("{name}{{"))))
+        .for_each(|l| println!("  {l}"));
+    Ok(())
 }
 
 /// Makes `to` a peer of `from`.
@@ -340,7 +381,8 @@ async fn run() -> Result<(), String> {
     let b_second = b_stats.remove(&ida).ok_or("b had no pipeline to a")?;
     let b_stats = combined(&b_first, &b_second);
     let (ra, rb) = (report(&na).await?, report(&nb).await?);
-    summary(&a_stats, &b_stats, &ra, &rb)
+    summary(&a_stats, &b_stats, &ra, &rb)?;
+    print_metrics()
 }
 
 /// The counters of two pipelines that carried one direction in turn (b's

@@ -7,6 +7,7 @@ use actix::ArbiterHandle;
 use crate::error::Error;
 use crate::id::Id;
 use crate::local_member::LocalMember;
+use crate::metrics::Metrics;
 use crate::peer_url::PeerUrl;
 use crate::version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
@@ -114,6 +115,9 @@ pub struct PipelineConfig {
     /// [`PeerTls::client_config`](crate::tls::PeerTls::client_config).
     #[cfg(feature = "tls")]
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Where to count etcd's `etcd_network_*` metrics for this peer
+    /// (default: nowhere).
+    pub metrics: Option<Metrics>,
 }
 
 impl PipelineConfig {
@@ -135,6 +139,7 @@ impl PipelineConfig {
             placement: SenderPlacement::Current,
             #[cfg(feature = "tls")]
             tls: None,
+            metrics: None,
         }
     }
 
@@ -188,6 +193,12 @@ impl PipelineConfig {
         return self.tls.clone();
         #[cfg(not(feature = "tls"))]
         return None;
+    }
+
+    /// Counts etcd's metrics for this peer in `metrics`.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The response timeout for a body of `len` bytes: the base timeout

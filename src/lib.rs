@@ -144,6 +144,21 @@
 //! believes lost, and a follower skips entries it already has (same index
 //! and term), so a message processed twice does no harm.
 //!
+//! # Metrics, the prober and merged warnings
+//!
+//! [`Metrics::register`] puts etcd's fifteen `etcd_network_*` families
+//! (same names, types, help texts, labels and buckets as etcd 3.4.23) in a
+//! `prometheus::Registry` you own; give the handle to
+//! [`PipelineConfig::metrics`] and
+//! [`ReceiverConfig::metrics`](receiver::ReceiverConfig::metrics), and
+//! mount [`metrics::http::configure`] to serve `GET /metrics`. The
+//! pipeline counts where it counts [`PipelineStats`], so the two agree.
+//! Labels are member ids, never addresses. [`Prober`] probes each peer's
+//! `/raft/probing` as etcd does, for the round-trip histogram, a health
+//! view and etcd's warnings on an unhealthy peer or a clock more than a
+//! second off. The receiver merges repeated refusal warnings into counts
+//! (`[merged N repeated lines in T]`), as etcd's merge logger does.
+//!
 //! # Timeouts
 //!
 //! etcd's pipeline has no response timeout, so one silent peer can hold all
@@ -190,8 +205,10 @@ mod error;
 mod etcd_text;
 mod id;
 mod local_member;
+mod log_limit;
 pub mod membership;
 mod messages;
+pub mod metrics;
 pub mod nodelay;
 mod peer;
 mod peer_status;
@@ -199,6 +216,7 @@ mod peer_url;
 mod picker;
 mod pipeline;
 mod pool;
+pub mod prober;
 #[cfg(feature = "raft-rs")]
 pub mod raft_rs;
 pub mod raftpb;
@@ -226,8 +244,10 @@ pub use messages::{
     ReceivedSnapshot, ReportSnapshot, ReportUnreachable, ResetConnections, SendSnapshot,
     SnapshotStatus, Stop, UpdateUrls,
 };
+pub use metrics::Metrics;
 pub use peer_url::PeerUrl;
 pub use pipeline::{PipelineActor, Recipients};
+pub use prober::Prober;
 pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
 pub use snapshot_source::{body_from_bytes, body_from_reader};

@@ -60,6 +60,9 @@ pub struct Args {
     pub placement: Option<Placement>,
     /// Receiver only: answer each MsgApp with a MsgAppResp to this URL.
     pub echo_to: Option<String>,
+    /// Count etcd's Prometheus metrics on both sides (pipelines and
+    /// receiver), to measure what counting costs.
+    pub metrics: bool,
 }
 
 /// `--placement`: the pipelines' [`SenderPlacement`].
@@ -78,6 +81,7 @@ impl Default for Args {
             workload: Workload::W1,
             mode: Mode::Drop,
             floor: false,
+            metrics: false,
             n: 200_000,
             warmup: 1_000,
             entry_size: 256,
@@ -98,7 +102,7 @@ pub const USAGE: &str = "usage: bench [--workload w1|w2|w3] [--mode retry|drop] 
              [--n N] [--warmup N] [--entry-size BYTES] [--retry-sleep 50us]
              [--peers K] [--idle 5s]
              [--snap-size BYTES] [--snap-count N] [--serial] [--timeout 180s]
-             [--placement pool|current]
+             [--placement pool|current] [--metrics]
        bench plot RESULTS.jsonl... > sweep.svg";
 
 impl Placement {
@@ -137,6 +141,7 @@ impl Args {
         match name {
             "--serial" | "--snap-serial" => self.serial = true,
             "--floor" => self.floor = true,
+            "--metrics" => self.metrics = true,
             _ => return false,
         }
         true
@@ -188,6 +193,9 @@ impl Args {
         let mut flags = vec!["--role".to_owned(), "receiver".to_owned()];
         if self.floor {
             flags.push("--floor".to_owned());
+        }
+        if self.metrics {
+            flags.push("--metrics".to_owned());
         }
         if let Some(placement) = self.placement {
             let name = match placement {

@@ -146,7 +146,7 @@ async fn with_actors(args: Args) -> Result<Outcome, String> {
 async fn run_node(args: Args, node: NodeA, child: ReceiverChild) -> Result<Outcome, String> {
     let rss_base_kb = probe::status_kb("VmRSS");
     let pipelines = node
-        .pipelines_to(child.port, args.peers, args.placement)
+        .pipelines_to(child.port, args.peers, args.placement, args.metrics)
         .map_err(|e| e.to_string())?;
     let mut bench = Bench {
         args,

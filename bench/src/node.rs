@@ -19,13 +19,14 @@ use actix::prelude::*;
 use actix_web::{App, HttpServer};
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::StreamExt;
+use rafthttp_pipeline::metrics::prometheus::Registry;
 use rafthttp_pipeline::raftpb::MessageType;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{
     Error, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
     ReportUnreachable, SnapshotStatus,
 };
+use rafthttp_pipeline::{LocalMember, Metrics};
 
 use crate::args::Placement;
 use crate::messages::{peer, A, CLUSTER};
@@ -146,17 +147,24 @@ impl NodeA {
 
     /// A's pipelines, one to each of `peers` peers, all served by B on
     /// `port`, with the library's defaults unless `--placement` says
-    /// where their senders run.
+    /// where their senders run; with `--metrics`, counting etcd's metrics
+    /// in one registry.
     pub fn pipelines_to(
         &self,
         port: u16,
         peers: usize,
         placement: Option<Placement>,
+        metrics: bool,
     ) -> Result<Vec<Addr<PipelineActor>>, Error> {
         let url = format!("http://127.0.0.1:{port}");
         let local = LocalMember::new(A, CLUSTER).peer_urls(vec![self.url.clone()]);
+        let metrics = metrics.then(counting);
         let pipeline = |p| {
             let config = PipelineConfig::new(&local, peer(p), vec![url.clone()]);
+            let config = match &metrics {
+                Some(m) => config.metrics(m.clone()),
+                None => config,
+            };
             let config = Placement::apply(placement, config);
             PipelineActor::start(config, Recipients::from_addr(&self.raft))
         };
@@ -170,4 +178,9 @@ impl NodeA {
             .ok()
             .flatten()
     }
+}
+
+/// etcd's metrics in a fresh registry (`--metrics`).
+pub fn counting() -> Metrics {
+    Metrics::register(&Registry::new()).expect("a fresh registry takes etcd's families")
 }

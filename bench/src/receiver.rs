@@ -123,9 +123,14 @@ fn raft_server(listener: TcpListener, counts: Arc<Counts>, args: &Args) -> std::
     let own_url = format!("http://{}", listener.local_addr()?);
     let placement = args.placement;
     let echo = args.echo_to.clone().map(|url| (url, placement));
+    let metrics = args.metrics.then(crate::node::counting);
     let server = HttpServer::new(move || {
         let raft = start_counter(counts.clone(), echo.clone(), own_url.clone());
         let config = ReceiverConfig::new(&LocalMember::new(B, CLUSTER), raft.recipient());
+        let config = match &metrics {
+            Some(m) => config.metrics(m.clone()),
+            None => config,
+        };
         App::new().configure(receiver::configure(config))
     });
     let server = server.on_connect(rafthttp_pipeline::nodelay::on_connect);

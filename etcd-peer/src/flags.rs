@@ -14,7 +14,7 @@ usage: etcd-peer --initial-cluster NAME=URL,... [options]
   --initial-cluster LIST          the cluster's members, name=peer-url,... as etcd takes it
   --initial-cluster-token TOKEN   the token the cluster was started with (default \"etcd-cluster\")
   --listen-peer-urls URLS         where to listen, all http or all https (default: this
-                                  member's URLs)
+                                  member's URLs); GET /metrics is served there too
   --peer-cert-file FILE           peer TLS: this member's certificate (PEM), served and
                                   presented as the client certificate
   --peer-key-file FILE            its private key (PEM)
@@ -23,6 +23,7 @@ usage: etcd-peer --initial-cluster NAME=URL,... [options]
   --peer-cert-allowed-cn CN,...   admit only client certificates with one of these CNs
   --peer-cert-allowed-hostname H,...
                                   admit only client certificates valid for one of these
+  --listen-metrics-urls URLS      more places to serve GET /metrics, http only (as etcd's flag)
   --data-dir DIR                  take snapshots: store the leader's databases in DIR as
                                   %016x.snap.db (without it, POST /raft/snapshot is 404)
   --down-until-signal             hold the member down (port bound, connections refused)
@@ -77,6 +78,8 @@ pub struct Flags {
     pub initial_cluster_token: String,
     /// `--listen-peer-urls`; empty means this member's URLs.
     pub listen_peer_urls: Vec<String>,
+    /// `--listen-metrics-urls`: more addresses serving only `/metrics`.
+    pub listen_metrics_urls: Vec<String>,
     /// `--data-dir`: where received snapshot databases go; `None` leaves
     /// `POST /raft/snapshot` unmounted.
     pub data_dir: Option<PathBuf>,
@@ -118,6 +121,7 @@ impl Flags {
             initial_cluster: String::new(),
             initial_cluster_token: DEFAULT_INITIAL_CLUSTER_TOKEN.into(),
             listen_peer_urls: Vec::new(),
+            listen_metrics_urls: Vec::new(),
             data_dir: None,
             down_until_signal: false,
             start_delay: None,
@@ -160,6 +164,7 @@ impl Flags {
                 | "initial-cluster"
                 | "initial-cluster-token"
                 | "listen-peer-urls"
+                | "listen-metrics-urls"
                 | "data-dir"
                 | "start-delay"
                 | "stats-every"
@@ -203,13 +208,8 @@ impl Flags {
             "name" => self.name = value,
             "initial-cluster" => self.initial_cluster = value,
             "initial-cluster-token" => self.initial_cluster_token = value,
-            "listen-peer-urls" => {
-                self.listen_peer_urls = value
-                    .split(',')
-                    .filter(|u| !u.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-            }
+            "listen-peer-urls" => self.listen_peer_urls = url_list(&value),
+            "listen-metrics-urls" => self.listen_metrics_urls = url_list(&value),
             "data-dir" if !value.is_empty() => self.data_dir = Some(PathBuf::from(value)),
             "peer-cert-file" => self.peer_cert_file = Some(PathBuf::from(value)),
             "peer-key-file" => self.peer_key_file = Some(PathBuf::from(value)),
@@ -291,6 +291,31 @@ impl Flags {
             .collect::<Result<Vec<_>, _>>()?;
         Ok((cluster, me, addrs))
     }
+
+    /// The addresses of `--listen-metrics-urls`.
+    pub fn metrics_addrs(&self) -> Result<Vec<String>, String> {
+        http_addrs("listen-metrics-urls", &self.listen_metrics_urls)
+    }
+}
+
+/// A comma-separated list of URLs, empty entries skipped.
+fn url_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `host:port` of each `http://` URL of flag `--{flag}`.
+fn http_addrs(flag: &str, urls: &[String]) -> Result<Vec<String>, String> {
+    urls.iter()
+        .map(|url| {
+            url.strip_prefix("http://")
+                .map(|a| a.trim_end_matches('/').to_owned())
+                .ok_or_else(|| format!("--{flag} {url:?}: only http:// is supported"))
+        })
+        .collect()
 }
 
 /// A comma-separated flag value as a list (empty items dropped).
@@ -331,6 +356,27 @@ mod tests {
         assert!(Flags::parse(args("--initial-cluster a=http://h:1 --stats-every x")).is_err());
         let no_me = Flags::parse(args("--name z --initial-cluster a=http://h:1")).unwrap();
         assert!(no_me.resolve().is_err());
+    }
+
+    #[test]
+    fn metrics_urls_are_http_addresses() {
+        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let base = "--initial-cluster a=http://127.0.0.1:1 --name a";
+        let f = Flags::parse(args(&format!(
+            "{base} --listen-metrics-urls http://127.0.0.1:9,http://127.0.0.1:10/"
+        )))
+        .unwrap();
+        assert_eq!(
+            f.metrics_addrs().unwrap(),
+            vec!["127.0.0.1:9".to_owned(), "127.0.0.1:10".to_owned()]
+        );
+        let f = Flags::parse(args(&format!("{base} --listen-metrics-urls https://h:1"))).unwrap();
+        assert!(f.metrics_addrs().is_err());
+        assert!(Flags::parse(args(base))
+            .unwrap()
+            .metrics_addrs()
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -15,10 +15,13 @@ use actix_web::rt::net::TcpStream;
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use rafthttp_pipeline::membership::{InitialCluster, Member};
+use rafthttp_pipeline::metrics::{self, prometheus::Registry};
+use rafthttp_pipeline::prober::ProberConfig;
 use rafthttp_pipeline::receiver::SnapshotConfig;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
 use rafthttp_pipeline::transport::{AddPeer, TransportConfig};
 use rafthttp_pipeline::LocalMember;
+use rafthttp_pipeline::Metrics;
 use rafthttp_pipeline::{Id, PipelineStats, Recipients, Transport};
 use serde_json::json;
 
@@ -31,9 +34,10 @@ use crate::snapshot_requests::{snapshot_request, PeerSocket, SnapshotRequests};
 use crate::standin::StandIn;
 use crate::stats::Counts;
 
-/// A running stand-in: its HTTP server and its actor.
+/// A running stand-in: its HTTP servers and its actor.
 pub struct Running {
     server: ServerHandle,
+    metrics_server: Option<ServerHandle>,
     actor: Addr<StandInActor>,
 }
 
@@ -42,8 +46,35 @@ impl Running {
     /// final stats.
     pub async fn stop(self) -> Vec<(Id, PipelineStats)> {
         self.server.stop(true).await;
+        if let Some(metrics) = self.metrics_server {
+            metrics.stop(true).await;
+        }
         self.actor.send(Shutdown).await.unwrap_or_default()
     }
+}
+
+/// Serves only `GET /metrics` on `addrs` (etcd's `--listen-metrics-urls`).
+fn serve_metrics(registry: &Registry, addrs: &[String]) -> io::Result<Option<ServerHandle>> {
+    if addrs.is_empty() {
+        return Ok(None);
+    }
+    let registry = registry.clone();
+    let mut server =
+        HttpServer::new(move || App::new().configure(metrics::http::configure(registry.clone())))
+            .workers(1)
+            .disable_signals();
+    for addr in addrs {
+        server = server.bind(addr)?;
+        info!("serving /metrics on {addr}");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    actix::spawn(async move {
+        if let Err(e) = server.await {
+            warn!("metrics server: {e}");
+        }
+    });
+    Ok(Some(handle))
 }
 
 /// Starts the stand-in on `listeners`, inside a running actix `System`:
@@ -66,11 +97,16 @@ pub fn start_on(
     );
     let events = Events::new(flags.events);
     let local = LocalMember::new(me.id, cluster.cluster_id).peer_urls(me.peer_urls.clone());
+    let registry = Registry::new();
+    let metrics = Metrics::register(&registry).map_err(io::Error::other)?;
     let tls = match flags.tls().map_err(io::Error::other)? {
         Some(info) => Some(info.load().map_err(io::Error::other)?),
         None => None,
     };
-    let mut config = TransportConfig::new(&local);
+    let pipeline_metrics = metrics.clone();
+    let mut config = TransportConfig::new(&local)
+        .pipeline_with(|p| p.metrics(pipeline_metrics))
+        .probe(ProberConfig::default());
     if let Some(tls) = &tls {
         let client = tls.client_config();
         config = config.pipeline_with(|p| p.tls(client));
@@ -96,8 +132,9 @@ pub fn start_on(
         transport.do_send(AddPeer { id: peer.id, urls });
     }
 
-    let mut receiver_config =
-        ReceiverConfig::new(&local, actor.clone().recipient()).serve_version(true);
+    let mut receiver_config = ReceiverConfig::new(&local, actor.clone().recipient())
+        .serve_version(true)
+        .metrics(metrics);
     if let Some(dir) = &flags.data_dir {
         let fail_500 = match flags.fail_mode {
             FailMode::Status500 => flags.fail_snapshots,
@@ -125,6 +162,8 @@ pub fn start_on(
         },
         events,
     });
+    let metrics_server =
+        serve_metrics(&registry, &flags.metrics_addrs().map_err(io::Error::other)?)?;
     let members = web::Data::new(MembersJson {
         cluster_id: cluster.cluster_id.to_string(),
         body: members_json(&cluster),
@@ -152,6 +191,7 @@ pub fn start_on(
                 }
             })
             .route("/members", web::route().to(serve_members))
+            .configure(metrics::http::configure(registry.clone()))
             .configure(receiver::configure(receiver_config.clone()))
     })
     .on_connect(|conn, data| {
@@ -178,6 +218,7 @@ pub fn start_on(
     });
     Ok(Running {
         server: handle,
+        metrics_server,
         actor,
     })
 }

@@ -16,11 +16,12 @@
 //! `offered == delivered + reported() + queued + in_flight`.
 
 mod drop_log;
+mod metrics;
 mod outgoing;
 mod report;
 
 use std::collections::VecDeque;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::dispatch::Dispatch;
 use crate::error::{chain_text, Error};
@@ -31,6 +32,7 @@ use crate::picker::UrlPicker;
 use crate::stats::PipelineStats;
 
 use drop_log::DropLog;
+pub(crate) use metrics::PeerMetrics;
 pub(crate) use outgoing::{Offer, WireLen};
 use outgoing::{Outgoing, Sent};
 pub(crate) use report::Report;
@@ -72,6 +74,7 @@ pub(crate) struct PeerCore<P> {
     status: PeerStatus,
     stats: PipelineStats,
     drop_log: DropLog,
+    metrics: PeerMetrics,
     stopping: bool,
     tickets: u64,
     reports: VecDeque<Report>,
@@ -90,10 +93,17 @@ impl<P: WireLen> PeerCore<P> {
             status: PeerStatus::default(),
             stats: PipelineStats::default(),
             drop_log: DropLog::default(),
+            metrics: PeerMetrics::default(),
             stopping: false,
             tickets: 0,
             reports: VecDeque::new(),
         }
+    }
+
+    /// Counts in `metrics` too, beside the stats.
+    pub(crate) fn with_metrics(mut self, metrics: PeerMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// A message is offered at `now`. It is queued, and `payload` is made,
@@ -109,6 +119,7 @@ impl<P: WireLen> PeerCore<P> {
         self.stats.offered += 1;
         if offer.streamed && !offer.is_snapshot() {
             self.stats.failed += 1;
+            self.metrics.failed(&offer);
             return Err(self.refuse(offer, Error::WrongMessageType));
         }
         if self.stopping {
@@ -154,6 +165,9 @@ impl<P: WireLen> PeerCore<P> {
     /// cancelled and reported, the drops waiting for a log line are logged,
     /// and every later offer is refused.
     pub(crate) fn handle_stop(&mut self, now: Instant) {
+        if !self.stopping && self.status.is_active() {
+            self.metrics.stopped_active();
+        }
         self.stopping = true;
         let mut cancelled = self.dispatch.drain_queue();
         cancelled.extend((0..self.connections).filter_map(|s| self.dispatch.finish(s)));
@@ -189,8 +203,12 @@ impl<P: WireLen> PeerCore<P> {
             url: self.picker.picked_index(),
             at: now,
         };
+        let in_flight = self
+            .metrics
+            .in_flight(&self.dispatch.slot_mut(sender)?.offer);
         let item = self.dispatch.slot_mut(sender)?;
         item.sent = Some(sent);
+        item.in_flight = in_flight;
         // An item is assigned once, so its payload is still here.
         let payload = item.payload.take()?;
         Some(Transmit {
@@ -238,7 +256,12 @@ impl<P: WireLen> PeerCore<P> {
     fn delivered(&mut self, item: Outgoing<P>, now: Instant, wall: SystemTime) {
         self.stats.delivered += 1;
         self.stats.sent_bytes += item.wire_len;
+        let took = item
+            .sent
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s.at));
+        self.metrics.delivered(&item.offer, item.wire_len, took);
         if self.status.activate(wall) {
+            self.metrics.active();
             self.reports.push_back(Report::Active { since: wall });
         }
         if let (true, Some(sent)) = (item.offer.is_append(), item.sent) {
@@ -256,6 +279,7 @@ impl<P: WireLen> PeerCore<P> {
 
     fn failed(&mut self, item: Outgoing<P>, err: Error) {
         self.stats.failed += 1;
+        self.metrics.failed(&item.offer);
         if let Some(sent) = item.sent.filter(|s| s.generation == self.generation) {
             if let Some(url) = self.picker.urls().get(sent.url).cloned() {
                 self.picker.unreachable(&url);
@@ -266,7 +290,10 @@ impl<P: WireLen> PeerCore<P> {
             .failure_type()
             .describe(self.peer, &chain_text(&err));
         match self.status.deactivate() {
-            true => self.reports.push_back(Report::Inactive { reason }),
+            true => {
+                self.metrics.inactive();
+                self.reports.push_back(Report::Inactive { reason });
+            }
             false => self.reports.push_back(Report::StillInactive { reason }),
         }
         if item.offer.is_append() {
@@ -282,6 +309,7 @@ impl<P: WireLen> PeerCore<P> {
     /// Counts and logs a drop on a full queue, reports it, and says why.
     fn drop_full(&mut self, offer: Offer, now: Instant) -> Dropped {
         self.stats.dropped += 1;
+        self.metrics.dropped(&offer);
         if !self.status.is_active() {
             self.reports.push_back(Report::DroppedInactive {
                 to: offer.to,

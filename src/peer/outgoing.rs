@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::dispatch::Lane;
 use crate::id::Id;
+use crate::metrics::InFlight;
 use crate::peer_status::{FailureType, PIPELINE_WRITE, SNAPSHOT_POST};
 use crate::raftpb::{Message, MessageType};
 
@@ -91,6 +92,9 @@ pub(crate) struct Outgoing<P> {
     pub(crate) payload: Option<P>,
     /// Set when the message is handed to a sender.
     pub(crate) sent: Option<Sent>,
+    /// A streamed snapshot's place in `snapshot_send_inflights_total`,
+    /// from its handover until the message is dropped, whatever its end.
+    pub(crate) in_flight: Option<InFlight>,
 }
 
 impl<P: WireLen> Outgoing<P> {
@@ -100,6 +104,7 @@ impl<P: WireLen> Outgoing<P> {
             wire_len: payload.wire_len(),
             payload: Some(payload),
             sent: None,
+            in_flight: None,
         }
     }
 }

@@ -23,7 +23,7 @@ use futures::channel::oneshot;
 use crate::config::PipelineConfig;
 use crate::error::Error;
 use crate::messages::*;
-use crate::peer::{Offer, PeerCore, Slot, Transmit};
+use crate::peer::{Offer, PeerCore, PeerMetrics, Slot, Transmit};
 use crate::picker::UrlPicker;
 use crate::sender::{Post, PostSnapshot, SenderActor, SenderSettings, StopSender};
 use crate::stats::PipelineStats;
@@ -80,7 +80,9 @@ impl PipelineActor {
             config.peer_id,
             config.local.id
         );
-        let core = PeerCore::new(config.peer_id, config.connections, config.buffer, picker);
+        let metrics = PeerMetrics::new(config.metrics.clone(), config.local.id, config.peer_id);
+        let core = PeerCore::new(config.peer_id, config.connections, config.buffer, picker)
+            .with_metrics(metrics);
         let actor = PipelineActor {
             config,
             recipients,

@@ -5,6 +5,8 @@
 //! `X-Etcd-Cluster-ID`, as etcd's handlers set it once the method passed.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
@@ -19,6 +21,7 @@ use crate::etcd_text::{
     GO_TEXT_PLAIN,
 };
 use crate::id::Id;
+use crate::log_limit::{LogLimiter, Merged, MERGE_PERIOD};
 use crate::snapshot::FrameError;
 use crate::wire::name;
 
@@ -124,6 +127,9 @@ fn check_status_and_text(check: &CheckError) -> (StatusCode, Cow<'static, str>) 
 pub(crate) struct Answers {
     local_id: Id,
     cluster_id: HeaderValue,
+    /// Repeated refusals merged into counts, keyed by what was refused and
+    /// who sent it, so a misbehaving peer cannot flood the log.
+    merged: RefCell<LogLimiter<(String, String)>>,
 }
 
 impl Answers {
@@ -133,6 +139,24 @@ impl Answers {
             local_id,
             cluster_id: HeaderValue::from_str(&cluster_id.to_string())
                 .expect("lower-case hex digits are a valid header value"),
+            merged: RefCell::new(LogLimiter::new(MERGE_PERIOD)),
+        }
+    }
+
+    /// Logs the refusals merged since their first line, for the keys whose
+    /// merge period ended by `now`. Called every
+    /// [`OUTPUT_INTERVAL`](crate::log_limit::OUTPUT_INTERVAL) by the
+    /// worker's timer, and before each new refusal is logged.
+    pub(crate) fn flush(&self, now: Instant) {
+        let merged = self.merged.borrow_mut().tick(now);
+        self.log_merged(merged);
+    }
+
+    fn log_merged(&self, merged: Vec<Merged<(String, String)>>) {
+        let local = self.local_id;
+        for m in merged {
+            let (what, from) = &m.key;
+            log::warn!("{what} (local {local}, remote {from}) {m}");
         }
     }
 
@@ -179,16 +203,32 @@ impl Answers {
             Route::Raft => "",
             Route::Snapshot => "snapshot: ",
         };
-        let detail = rejection.log_detail();
-        let local = self.local_id;
         let level = match rejection {
             Rejection::RemovedMember => Level::Debug,
             _ => Level::Warn,
         };
+        if level == Level::Warn {
+            let now = Instant::now();
+            self.flush(now);
+            let key = (format!("{prefix}{rejection}"), from.to_string());
+            if !self.merged.borrow_mut().event(key, now) {
+                return;
+            }
+        }
+        let detail = rejection.log_detail();
+        let local = self.local_id;
         log!(
             level,
             "{prefix}{rejection}{detail} (local {local}, remote {from} at {remote})"
         );
+    }
+}
+
+impl Drop for Answers {
+    /// The worker stops: the counts not logged yet are logged now.
+    fn drop(&mut self) {
+        let merged = self.merged.get_mut().drain(Instant::now());
+        self.log_merged(merged);
     }
 }
 

@@ -79,13 +79,16 @@
 //! [`SendSnapshot`](crate::SendSnapshot) streams it from any byte stream,
 //! this receiver streams it to disk, and memory stays flat on both ends.
 
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
+use std::time::Instant;
 
 use actix::prelude::*;
 use actix_web::{web, HttpRequest};
 
 use crate::local_member::LocalMember;
+use crate::log_limit::OUTPUT_INTERVAL;
 use crate::messages::Inbound;
+use crate::metrics::Metrics;
 
 mod answer;
 mod checks;
@@ -136,6 +139,11 @@ pub struct ReceiverConfig {
     /// The user's raft actor. It gets every accepted message as an
     /// [`Inbound`] and its answer decides the status.
     pub raft: Recipient<Inbound>,
+    /// Where to count etcd's receive metrics (default: nowhere):
+    /// `peer_received_bytes_total` and `peer_received_failures_total`
+    /// (labelled by the sender's member id, never its address), and the
+    /// `snapshot_receive_*` families.
+    pub metrics: Option<Metrics>,
 }
 
 impl ReceiverConfig {
@@ -148,7 +156,14 @@ impl ReceiverConfig {
             serve_version: false,
             snapshots: SnapshotConfig::default(),
             raft,
+            metrics: None,
         }
+    }
+
+    /// Counts etcd's receive metrics in `metrics`.
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Sets the largest body accepted (default [`MAX_MESSAGE_BYTES`]).
@@ -191,6 +206,7 @@ pub fn configure(config: ReceiverConfig) -> impl FnOnce(&mut web::ServiceConfig)
         let serve_version = config.serve_version;
         let snapshots = config.snapshots.clone();
         let worker = Rc::new(Worker::new(config));
+        flush_merged_logs(Rc::downgrade(&worker));
         if let Some(rx) = SnapshotReceiver::new(worker.clone(), &snapshots).map(Rc::new) {
             cfg.service(web::resource(RAFT_SNAPSHOT_PREFIX).to(
                 move |req: HttpRequest, body: web::Payload| snapshot::serve(rx.clone(), req, body),
@@ -210,4 +226,20 @@ pub fn configure(config: ReceiverConfig) -> impl FnOnce(&mut web::ServiceConfig)
             cfg.service(web::resource(VERSION_PATH).to(version::serve));
         }
     }
+}
+
+/// Logs the worker's merged refusals every
+/// [`OUTPUT_INTERVAL`](crate::log_limit::OUTPUT_INTERVAL), so a burst's
+/// count comes out when the burst ends, until the worker is gone (its
+/// drop logs the rest).
+fn flush_merged_logs(worker: Weak<Worker>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(OUTPUT_INTERVAL).await;
+            let Some(worker) = worker.upgrade() else {
+                return;
+            };
+            worker.answers.flush(Instant::now());
+        }
+    });
 }

@@ -14,6 +14,7 @@ use prost::Message as _;
 use super::answer::{Rejection, Route};
 use super::checks::{check_declared_length, check_method, declared_length, CheckError};
 use super::worker::{peer_headers, Worker};
+use crate::id::Id;
 use crate::messages::Inbound;
 use crate::raftpb::Message as RaftMessage;
 
@@ -36,8 +37,14 @@ async fn receive(worker: &Worker, req: &HttpRequest, body: web::Payload) -> Resu
     let limit = worker.max_message_bytes;
     let declared = declared_length(headers.content_length);
     check_declared_length(declared, limit)?;
-    let bytes = read_body(body, declared, limit).await?;
-    let message = RaftMessage::decode(bytes).map_err(Rejection::Unmarshal)?;
+    let failed = |_: &Rejection| worker.count(|m| m.receive_failed(sender.from));
+    let bytes = read_body(body, declared, limit).await.inspect_err(failed)?;
+    let len = bytes.len() as u64;
+    let message = RaftMessage::decode(bytes)
+        .map_err(Rejection::Unmarshal)
+        .inspect_err(failed)?;
+    // etcd labels the bytes with the message's `From` (http.go:139).
+    worker.count(|m| m.received(Id(message.from), len));
     let inbound = Inbound {
         message,
         from: sender.from,

@@ -27,7 +27,9 @@ use super::sink::{SnapshotSink, SnapshotWriter};
 use super::worker::{peer_headers, Worker};
 use crate::config::SNAPSHOT_STALL_TIMEOUT;
 use crate::etcd_text::GO_UNEXPECTED_EOF;
+use crate::id::Id;
 use crate::messages::{Inbound, ReceivedSnapshot};
+use crate::metrics::Metrics;
 use crate::raftpb::Message as RaftMessage;
 use crate::snapshot::{FrameDecoder, FrameError, SNAPSHOT_LIMIT_BYTES};
 
@@ -122,8 +124,12 @@ impl SnapshotReceiver {
     /// etcd's steps 3 to 12 for a `POST /raft/snapshot`.
     async fn receive(&self, req: &HttpRequest, payload: web::Payload) -> Result<(), Rejection> {
         let started = Instant::now();
-        check_method(req.method().as_str(), "POST")?;
-        let sender = self.worker.checks.check(&peer_headers(req.headers()))?;
+        let count = |f: &dyn Fn(&Metrics)| self.worker.count(f);
+        // Refused before the sender is known: etcd's UNKNOWN_SNAPSHOT_SENDER.
+        let refused = |_: &_| count(&|m| m.snapshot_receive_failed(None));
+        check_method(req.method().as_str(), "POST").inspect_err(refused)?;
+        let headers = peer_headers(req.headers());
+        let sender = self.worker.checks.check(&headers).inspect_err(refused)?;
         let mut body = Body {
             payload,
             stall: self.stall_timeout,
@@ -131,10 +137,25 @@ impl SnapshotReceiver {
         let (message, rest) = body
             .read_frame(self.limit_bytes)
             .await
-            .map_err(Rejection::Decode)?;
+            .map_err(Rejection::Decode)
+            .inspect_err(|_| {
+                count(&|m| {
+                    m.receive_failed(sender.from);
+                    m.snapshot_receive_failed(sender.from);
+                })
+            })?;
+        // From here etcd labels everything with the message's `From`.
+        let from = Id(message.from);
+        let failed = |_: &Rejection| count(&|m| m.snapshot_receive_failed(Some(from)));
+        count(&|m| m.received(from, message.encoded_len() as u64));
         if !message.is_snapshot() {
-            return Err(Rejection::WrongType(message.r#type));
+            let wrong = Err(Rejection::WrongType(message.r#type));
+            return wrong.inspect_err(failed);
         }
+        let _in_flight = self
+            .worker
+            .metrics()
+            .map(|m| m.snapshot_receive_started(from));
         let index = message.snapshot.metadata.index;
         info!(
             "receiving database snapshot (index {index}, message {} bytes, from {})",
@@ -143,7 +164,9 @@ impl SnapshotReceiver {
         );
         let (path, size) = save(self.sink.clone(), index, rest, &mut body)
             .await
-            .map_err(Rejection::Save)?;
+            .map_err(Rejection::Save)
+            .inspect_err(failed)?;
+        count(&|m| m.received(from, size));
         let took = started.elapsed();
         info!("received and saved database snapshot {path:?} ({size} bytes in {took:?})");
         let inbound = Inbound {
@@ -152,7 +175,9 @@ impl SnapshotReceiver {
             peer_urls: sender.peer_urls,
             snapshot: Some(ReceivedSnapshot { path, size, took }),
         };
-        self.worker.deliver(inbound).await
+        self.worker.deliver(inbound).await.inspect_err(failed)?;
+        count(&|m| m.snapshot_received(from, started.elapsed()));
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use super::answer::{Answers, Rejection};
 use super::checks::{HeaderChecks, PeerHeaders};
 use super::ReceiverConfig;
 use crate::messages::{Inbound, ProcessError};
+use crate::metrics::Metrics;
 use crate::wire::name;
 
 /// One worker's copy of the configuration, prepared for checking and
@@ -21,6 +22,7 @@ pub(crate) struct Worker {
     /// The largest `/raft` body accepted.
     pub(crate) max_message_bytes: usize,
     raft: Recipient<Inbound>,
+    metrics: Option<Metrics>,
 }
 
 impl Worker {
@@ -31,7 +33,20 @@ impl Worker {
             answers: Answers::new(config.local.id, config.local.cluster_id),
             max_message_bytes: config.max_message_bytes,
             raft: config.raft,
+            metrics: config.metrics,
         }
+    }
+
+    /// Counts in the user's metrics, if any.
+    pub(crate) fn count(&self, f: impl FnOnce(&Metrics)) {
+        if let Some(metrics) = &self.metrics {
+            f(metrics);
+        }
+    }
+
+    /// The user's metrics, if any.
+    pub(crate) fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_ref()
     }
 
     /// Hands the message to the raft actor and maps its answer

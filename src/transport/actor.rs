@@ -11,6 +11,7 @@ use futures::future::{join_all, BoxFuture, FutureExt};
 use super::config::TransportConfig;
 use super::error::{member_not_found, PeerError};
 use super::messages::*;
+use super::probing::Probing;
 use super::refusal::refuse;
 use super::status_tap::{StatusTap, TappedStatus};
 use crate::error::Error;
@@ -18,6 +19,7 @@ use crate::id::Id;
 use crate::messages::{Dropped, Envelope, GetStats, SendSnapshot, Stop, UpdateUrls};
 use crate::pipeline::PipelineActor;
 use crate::pipeline::Recipients;
+use crate::prober::{GetHealth, PeerHealth};
 use crate::raftpb::Message as RaftMessage;
 use crate::stats::PipelineStats;
 
@@ -39,6 +41,7 @@ pub struct Transport {
     remotes: HashMap<Id, PeerPipeline>,
     generations: u64,
     stopped: bool,
+    probing: Probing,
 }
 
 impl std::fmt::Debug for Transport {
@@ -58,9 +61,11 @@ impl Transport {
     /// A transport with no peers yet; start it with [`Actor::start`] or
     /// [`Transport::start`].
     pub fn new(config: TransportConfig, recipients: Recipients) -> Self {
+        let probing = Probing::new(config.prober.clone(), config.pipeline.metrics.clone());
         Transport {
             config,
             recipients,
+            probing,
             peers: HashMap::new(),
             remotes: HashMap::new(),
             generations: 0,
@@ -195,8 +200,9 @@ impl Handler<AddPeer> for Transport {
         if self.peers.contains_key(&id) {
             return Ok(());
         }
-        let entry = self.start_pipeline(id, urls, ctx)?;
+        let entry = self.start_pipeline(id, urls.clone(), ctx)?;
         self.peers.insert(id, entry);
+        self.probing.add(id, &urls);
         if let Some(remote) = self.remotes.remove(&id) {
             ctx.spawn(
                 stop_pipeline(id, remote.pipeline)
@@ -234,6 +240,7 @@ impl Handler<RemovePeer> for Transport {
         let Some(entry) = self.peers.remove(&id) else {
             return Box::pin(async { None });
         };
+        self.probing.remove(id);
         log::info!("removed peer {id}");
         Box::pin(stop_pipeline(id, entry.pipeline).map(Some))
     }
@@ -251,6 +258,7 @@ impl Handler<UpdatePeer> for Transport {
             return Box::pin(async move { Err(PeerError::UnknownPeer(id)) });
         };
         let pipeline = entry.pipeline.clone();
+        self.probing.add(id, &urls);
         Box::pin(async move {
             let answer = pipeline.send(UpdateUrls(urls)).await;
             answer.map_err(|_| PeerError::UnknownPeer(id))??;
@@ -264,6 +272,7 @@ impl Handler<RemoveAllPeers> for Transport {
     type Result = ResponseFuture<HashMap<Id, PipelineStats>>;
 
     fn handle(&mut self, _: RemoveAllPeers, _: &mut Context<Self>) -> Self::Result {
+        self.peers.keys().for_each(|id| self.probing.remove(*id));
         Box::pin(stop_all(self.peers.drain().collect()))
     }
 }
@@ -329,6 +338,7 @@ impl Handler<StopTransport> for Transport {
     fn handle(&mut self, _: StopTransport, _: &mut Context<Self>) -> Self::Result {
         let first = !self.stopped;
         self.stopped = true;
+        self.peers.keys().for_each(|id| self.probing.remove(*id));
         let remotes = self.remotes.drain();
         let all: Vec<_> = remotes.chain(self.peers.drain()).collect();
         let local = self.config.local_id();
@@ -338,6 +348,14 @@ impl Handler<StopTransport> for Transport {
             }
             stats
         }))
+    }
+}
+
+impl Handler<GetHealth> for Transport {
+    type Result = ResponseFuture<Option<PeerHealth>>;
+
+    fn handle(&mut self, GetHealth(id): GetHealth, _: &mut Context<Self>) -> Self::Result {
+        self.probing.health(id)
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::config::PipelineConfig;
 use crate::id::Id;
 use crate::local_member::LocalMember;
+use crate::prober::ProberConfig;
 
 /// The member's identity and the settings every peer's pipeline starts
 /// with.
@@ -17,6 +18,10 @@ pub struct TransportConfig {
     /// The template for every peer's pipeline; its `peer_id` and
     /// `peer_urls` are replaced per peer.
     pub pipeline: PipelineConfig,
+    /// How each peer is probed, as etcd's transport probes every peer it
+    /// adds (default: not at all). The round trips go to the template's
+    /// [`PipelineConfig::metrics`].
+    pub prober: Option<ProberConfig>,
 }
 
 impl TransportConfig {
@@ -26,7 +31,15 @@ impl TransportConfig {
     pub fn new(local: &LocalMember) -> Self {
         TransportConfig {
             pipeline: PipelineConfig::new(local, Id(0), Vec::new()),
+            prober: None,
         }
+    }
+
+    /// Probes every peer with `config`, e.g. `ProberConfig::default()` for
+    /// etcd's intervals; ask the transport [`GetHealth`](crate::prober::GetHealth).
+    pub fn probe(mut self, config: ProberConfig) -> Self {
+        self.prober = Some(config);
+        self
     }
 
     /// Changes the pipeline template, e.g.

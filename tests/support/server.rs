@@ -17,7 +17,6 @@ where
     A: Fn(&mut ServiceConfig) + Clone + Send + 'static,
     C: Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static,
 {
-    let _ = env_logger::builder().is_test(true).try_init();
     let server = HttpServer::new(move || App::new().configure(app.clone()))
         .workers(1)
         .disable_signals()
