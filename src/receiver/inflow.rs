@@ -3,10 +3,13 @@
 //! listener cuts a connection after 5 s without a read
 //! (`ConnReadTimeout`, `rafthttp/peer.go:40`).
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::error::PayloadError;
-use actix_web::web;
+use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -30,15 +33,16 @@ pub(crate) enum ReadError {
     Stalled(Duration),
 }
 
-/// The request body, read chunk by chunk with the idle timeout.
-pub(crate) struct Inflow {
-    payload: web::Payload,
+/// The request body, read chunk by chunk with the idle timeout. It
+/// borrows the payload, which the route keeps for [`close_if_unread`].
+pub(crate) struct Inflow<'a> {
+    payload: &'a mut web::Payload,
     idle: Duration,
 }
 
-impl Inflow {
+impl<'a> Inflow<'a> {
     /// `payload`, failing once it sends nothing for `idle`.
-    pub(crate) fn new(payload: web::Payload, idle: Duration) -> Self {
+    pub(crate) fn new(payload: &'a mut web::Payload, idle: Duration) -> Self {
         Inflow { payload, idle }
     }
 
@@ -52,5 +56,41 @@ impl Inflow {
             Ok(Some(Err(e))) => Err(ReadError::Payload(e.to_string())),
             Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
         }
+    }
+}
+
+/// Keeps `payload` in `response`'s body until the body is written, so
+/// that a connection whose request body was not read to its end is closed
+/// after the answer (actix-http checks right after the last body byte).
+/// Otherwise actix-http would go on reading a chunked request body to
+/// throw it away: an endless one for ever. A body read to its end changes
+/// nothing, and the connection is kept alive as usual.
+pub(crate) fn close_if_unread(response: HttpResponse, payload: web::Payload) -> HttpResponse {
+    response
+        .map_body(|_, body| HoldingBody {
+            body,
+            _payload: payload,
+        })
+        .map_into_boxed_body()
+}
+
+/// A response body that holds the request's payload until it is dropped.
+struct HoldingBody {
+    body: BoxBody,
+    _payload: web::Payload,
+}
+
+impl MessageBody for HoldingBody {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
     }
 }

@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use super::answer::{Rejection, Route};
 use super::budget::Lease;
 use super::checks::{check_declared_length, check_method, declared_length, CheckError};
-use super::inflow::{Inflow, ReadError};
+use super::inflow::{close_if_unread, Inflow, ReadError};
 use super::worker::{peer_headers, Worker};
 use crate::messages::Inbound;
 
@@ -25,16 +25,20 @@ const MIN_BODY_CAPACITY: usize = 16 * 1024;
 pub(crate) async fn serve(
     worker: Rc<Worker>,
     req: HttpRequest,
-    body: web::Payload,
+    mut body: web::Payload,
 ) -> HttpResponse {
-    let outcome = receive(&worker, &req, body).await;
-    worker.answers.respond(Route::Raft, &req, outcome)
+    let outcome = receive(&worker, &req, &mut body).await;
+    close_if_unread(worker.answers.respond(Route::Raft, &req, outcome), body)
 }
 
 /// etcd's steps for a `POST /raft`, with our bounds: the checks, the body,
 /// the decode, and the raft actor's answer. The slot and the lease are
 /// held until the raft actor answered.
-async fn receive(worker: &Worker, req: &HttpRequest, body: web::Payload) -> Result<(), Rejection> {
+async fn receive(
+    worker: &Worker,
+    req: &HttpRequest,
+    body: &mut web::Payload,
+) -> Result<(), Rejection> {
     check_method(req.method().as_str(), "POST")?;
     let headers = peer_headers(req.headers());
     let sender = worker.checks.check(&headers)?;
@@ -65,7 +69,7 @@ async fn receive(worker: &Worker, req: &HttpRequest, body: web::Payload) -> Resu
 /// is copied once; the result is handed on as `Bytes` without further
 /// copies, and the decoded message's byte fields share it.
 async fn read_body(
-    inflow: &mut Inflow,
+    inflow: &mut Inflow<'_>,
     lease: &mut Lease,
     limit: usize,
 ) -> Result<Bytes, Rejection> {

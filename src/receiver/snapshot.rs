@@ -22,7 +22,7 @@ use prost::Message as _;
 use super::answer::{Rejection, Route};
 use super::budget::Lease;
 use super::checks::{check_method, declared_length};
-use super::inflow::{Inflow, ReadError};
+use super::inflow::{close_if_unread, Inflow, ReadError};
 use super::sink::{SnapshotSink, SnapshotWriter};
 use super::worker::{peer_headers, Worker};
 use crate::config::SNAPSHOT_STALL_TIMEOUT;
@@ -134,7 +134,11 @@ impl SnapshotReceiver {
     /// etcd's steps 3 to 12 for a `POST /raft/snapshot`, with our bounds:
     /// requests in flight from the sender, the memory budget for the
     /// frame, the decode bound, the database's size.
-    async fn receive(&self, req: &HttpRequest, payload: web::Payload) -> Result<(), Rejection> {
+    async fn receive(
+        &self,
+        req: &HttpRequest,
+        payload: &mut web::Payload,
+    ) -> Result<(), Rejection> {
         let started = Instant::now();
         check_method(req.method().as_str(), "POST")?;
         let headers = peer_headers(req.headers());
@@ -190,10 +194,11 @@ fn check_db_size(size: Option<u64>, max: Option<u64>) -> Result<(), Rejection> {
 pub(crate) async fn serve(
     rx: Rc<SnapshotReceiver>,
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
 ) -> HttpResponse {
-    let outcome = rx.receive(&req, payload).await;
-    rx.worker.answers.respond(Route::Snapshot, &req, outcome)
+    let outcome = rx.receive(&req, &mut payload).await;
+    let response = rx.worker.answers.respond(Route::Snapshot, &req, outcome);
+    close_if_unread(response, payload)
 }
 
 impl From<ReadError> for FrameError {
@@ -209,7 +214,7 @@ impl From<ReadError> for FrameError {
 /// buffered; returns the encoded message with the bytes that came after
 /// it in the same chunk.
 async fn read_frame(
-    body: &mut Inflow,
+    body: &mut Inflow<'_>,
     limit: u64,
     lease: &mut Lease,
 ) -> Result<(Bytes, Bytes), Rejection> {
@@ -241,7 +246,7 @@ struct Target {
 async fn save(
     target: Target,
     first: Bytes,
-    body: &mut Inflow,
+    body: &mut Inflow<'_>,
 ) -> Result<(PathBuf, u64), Rejection> {
     let Target {
         sink,
