@@ -390,6 +390,7 @@ async fn concurrent_endless_bodies_are_held_to_the_memory_budget() {
         Some(BUDGET),
     );
     child.assert_answers().await;
+    let fds_before = child.fds();
     child.reset_peak();
     let before = child.memory();
     let (a, b, c) = tokio::join!(
@@ -425,6 +426,8 @@ async fn concurrent_endless_bodies_are_held_to_the_memory_budget() {
         growth_mib(before, after_attack),
         BUDGET / MIB
     );
+    let fds_after = child.wait_fds_at_most(fds_before).await;
+    eprintln!("three endless bodies: fds {fds_before} before, {fds_after} after");
     // The whole budget came back: a 16 MiB message (a 16 MiB buffer grown
     // from 8) fits again.
     child.assert_answers().await;

@@ -25,12 +25,14 @@
 //! # Resource bounds
 //!
 //! No peer can make the receiver hold more than it allows, whatever its
-//! headers say. Each bound is a setter on [`ReceiverConfig`] (or
-//! [`SnapshotConfig`]); the defaults leave etcd's real traffic untouched:
+//! headers say. Memory is taken as body bytes arrive, never from a
+//! `Content-Length`, and charged to one budget shared by every connection
+//! and worker before it is allocated. Each bound is a setter on
+//! [`ReceiverConfig`] (or [`SnapshotConfig`]); the defaults leave etcd's
+//! real traffic untouched:
 //!
 //! | bound | default | over it |
 //! |---|---|---|
-//! | memory is charged as body bytes arrive, never from `Content-Length` | | |
 //! | [`memory_budget_bytes`](ReceiverConfig::memory_budget_bytes): all bodies in flight, and what decoding them allocates, across connections and workers | [`MEMORY_BUDGET_BYTES`] (1 GiB) | 503, before the body is read when `Content-Length` already says it does not fit |
 //! | [`max_message_bytes`](ReceiverConfig::max_message_bytes): one `/raft` body | [`MAX_MESSAGE_BYTES`] (512 MiB) | 413 |
 //! | [`max_decode_ratio`](ReceiverConfig::max_decode_ratio): what decoding may allocate beyond the body, per body byte (entries, `ConfState` ids), counted before decoding | [`DECODE_RATIO`] (8), and always [`DECODE_ALLOWANCE_BYTES`] | 413 |
@@ -39,7 +41,10 @@
 //! | [`SnapshotConfig::max_db_bytes`]: one snapshot database | none, as etcd | 413, temp file removed |
 //!
 //! Every refusal is answered as Go's `http.Error` writes it, with our
-//! cluster id, through the receiver's one answer path.
+//! cluster id, through the receiver's one answer path. A connection whose
+//! body was not read to its end is closed after the answer (actix-web
+//! reads on for at most its `client_disconnect_timeout`, 1 s by default),
+//! so an endless body cannot keep a connection busy either.
 //!
 //! Requests are served concurrently: each one waits on its own for the raft
 //! actor's answer, so a slow `MsgProp` does not hold up the heartbeats
