@@ -311,8 +311,11 @@ mod tests {
     fn small_bodies_pass_by_the_allowance_and_garbage_is_counted_safely() {
         let one_empty_entry = [0x3a, 0x00];
         assert!(BOUND.check(&Shape::of(&one_empty_entry), 2).is_ok());
+        // A key too long, an entry's length cut off, a snapshot longer
+        // than the body: counted up to the break, nothing past it.
         for garbage in [&[0xff; 12][..], &[0x3a, 0xff, 0xff], &[0x4a, 0x05, 0x12]] {
-            let _ = Shape::of(garbage);
+            assert_eq!(Shape::of(garbage), Shape::default(), "{garbage:?}");
         }
+        assert_eq!(Shape::of(&[0x3a, 0x00, 0x3a, 0x05]).entries, 1);
     }
 }
