@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::time::Duration;
 use std::time::Instant;
 
 use actix_web::http::header::{self, HeaderValue};
@@ -13,7 +14,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use log::{log, Level};
 
+use super::budget::Exhausted;
 use super::checks::CheckError;
+use super::decode::OverBound;
 use crate::etcd_text::{
     go_error_body, go_status_text, with_cause, ERR_CLUSTER_ID_MISMATCH, ERR_INCOMPATIBLE_VERSION,
     ERR_PROCESSING, ERR_READING, ERR_REMOVED_MEMBER, ERR_SNAPSHOT_DECODE, ERR_SNAPSHOT_PROCESS,
@@ -24,6 +27,14 @@ use crate::id::Id;
 use crate::log_limit::{LogLimiter, Merged, MERGE_PERIOD};
 use crate::snapshot::FrameError;
 use crate::wire::name;
+
+/// Our answer when the receiver's memory budget cannot take a request
+/// (503). etcd has no budget, hence no text of its own.
+pub(crate) const ERR_BUDGET: &str = "receiver memory budget exhausted";
+
+/// Our answer when one member has too many requests in flight (429).
+/// etcd has no such cap, hence no text of its own.
+pub(crate) const ERR_TOO_MANY_REQUESTS: &str = "too many requests in flight from this member";
 
 /// The route that answers: etcd's two handlers word a processing error
 /// differently, and logs say which one refused.
@@ -57,6 +68,27 @@ pub(crate) enum Rejection {
     /// The snapshot's database could not be stored.
     #[error("failed to save KV snapshot ({0})")]
     Save(String),
+    /// The receiver's memory budget cannot take the request.
+    #[error("refused Raft message ({0})")]
+    Busy(#[from] Exhausted),
+    /// The sender has its cap of requests in flight already.
+    #[error("refused Raft message ({cap} requests in flight from this sender)")]
+    TooManyRequests {
+        /// The cap in force.
+        cap: usize,
+    },
+    /// The `/raft` body sent nothing for the idle timeout.
+    #[error("failed to read Raft message (no bytes received for {0:?})")]
+    Stalled(Duration),
+    /// Decoding the message would allocate more than the bound allows.
+    #[error("failed to unmarshal Raft message ({0})")]
+    OverDecodeBound(OverBound),
+    /// The snapshot's database is larger than the receiver takes.
+    #[error("failed to save KV snapshot (database larger than {limit} bytes)")]
+    DbTooLarge {
+        /// The limit in force.
+        limit: u64,
+    },
     /// The raft actor says the sender was removed.
     #[error("rejected Raft message from removed member")]
     RemovedMember,
@@ -81,6 +113,20 @@ impl Rejection {
             Rejection::Save(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 with_cause(ERR_SNAPSHOT_SAVE, e).into(),
+            ),
+            Rejection::Busy(_) => fixed(StatusCode::SERVICE_UNAVAILABLE, ERR_BUDGET),
+            Rejection::TooManyRequests { .. } => {
+                fixed(StatusCode::TOO_MANY_REQUESTS, ERR_TOO_MANY_REQUESTS)
+            }
+            Rejection::Stalled(_) => fixed(StatusCode::REQUEST_TIMEOUT, ERR_READING),
+            Rejection::OverDecodeBound(_) => fixed(StatusCode::PAYLOAD_TOO_LARGE, ERR_TOO_LARGE),
+            Rejection::DbTooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                with_cause(
+                    ERR_SNAPSHOT_SAVE,
+                    format!("database larger than {limit} bytes"),
+                )
+                .into(),
             ),
             Rejection::RemovedMember => fixed(StatusCode::FORBIDDEN, ERR_REMOVED_MEMBER),
             Rejection::Process(e) => match route {
@@ -288,6 +334,11 @@ mod tests {
             ),
             (Rejection::WrongType(3), 400, "wrong raft message type"),
             (
+                Rejection::DbTooLarge { limit: 10 },
+                413,
+                "failed to save KV snapshot (database larger than 10 bytes)",
+            ),
+            (
                 Rejection::Save("disk full".into()),
                 500,
                 "failed to save KV snapshot (disk full)",
@@ -321,6 +372,29 @@ mod tests {
                 Rejection::Read("reset".into()),
                 400,
                 "error reading raft message",
+            ),
+            (
+                Rejection::Stalled(Duration::from_secs(5)),
+                408,
+                "error reading raft message",
+            ),
+            (
+                Rejection::OverDecodeBound(OverBound {
+                    decoded: 2,
+                    limit: 1,
+                }),
+                413,
+                "raft message too large",
+            ),
+            (
+                Rejection::Busy(Exhausted { limit: 1 }),
+                503,
+                "receiver memory budget exhausted",
+            ),
+            (
+                Rejection::TooManyRequests { cap: 1 },
+                429,
+                "too many requests in flight from this member",
             ),
             (
                 Rejection::RemovedMember,

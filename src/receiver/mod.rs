@@ -22,6 +22,30 @@
 //! processing error a complete 500, and bodies are capped at
 //! [`ReceiverConfig::max_message_bytes`].
 //!
+//! # Resource bounds
+//!
+//! No peer can make the receiver hold more than it allows, whatever its
+//! headers say. Memory is taken as body bytes arrive, never from a
+//! `Content-Length`, and charged to one budget shared by every connection
+//! and worker before it is allocated. Each bound is a setter on
+//! [`ReceiverConfig`] (or [`SnapshotConfig`]); the defaults leave etcd's
+//! real traffic untouched:
+//!
+//! | bound | default | over it |
+//! |---|---|---|
+//! | [`memory_budget_bytes`](ReceiverConfig::memory_budget_bytes): all bodies in flight, and what decoding them allocates, across connections and workers | [`MEMORY_BUDGET_BYTES`] (1 GiB) | 503, before the body is read when `Content-Length` already says it does not fit |
+//! | [`max_message_bytes`](ReceiverConfig::max_message_bytes): one `/raft` body | [`MAX_MESSAGE_BYTES`] (512 MiB) | 413 |
+//! | [`max_decode_ratio`](ReceiverConfig::max_decode_ratio): what decoding may allocate beyond the body, per body byte (entries, `ConfState` ids), counted before decoding | [`DECODE_RATIO`] (8), and always [`DECODE_ALLOWANCE_BYTES`] | 413 |
+//! | [`read_idle_timeout`](ReceiverConfig::read_idle_timeout): a `/raft` body sending nothing | [`CONN_READ_TIMEOUT`] (5 s, etcd's) | 408 |
+//! | [`max_requests_per_member`](ReceiverConfig::max_requests_per_member): concurrent `/raft` and `/raft/snapshot` requests per `X-Server-From` (per address without one) | [`MAX_REQUESTS_PER_MEMBER`] (16) | 429 |
+//! | [`SnapshotConfig::max_db_bytes`]: one snapshot database | none, as etcd | 413, temp file removed |
+//!
+//! Every refusal is answered as Go's `http.Error` writes it, with our
+//! cluster id, through the receiver's one answer path. A connection whose
+//! body was not read to its end is closed after the answer (actix-web
+//! reads on for at most its `client_disconnect_timeout`, 1 s by default),
+//! so an endless body cannot keep a connection busy either.
+//!
 //! Requests are served concurrently: each one waits on its own for the raft
 //! actor's answer, so a slow `MsgProp` does not hold up the heartbeats
 //! behind it, as long as the raft actor answers them independently.
@@ -80,6 +104,9 @@
 //! this receiver streams it to disk, and memory stays flat on both ends.
 
 use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -91,7 +118,11 @@ use crate::messages::Inbound;
 use crate::metrics::Metrics;
 
 mod answer;
+mod budget;
 mod checks;
+mod decode;
+mod in_flight;
+mod inflow;
 mod probing;
 mod raft;
 mod sink;
@@ -100,9 +131,12 @@ mod version;
 mod worker;
 
 pub use crate::wire::{PROBING_PREFIX, RAFT_PREFIX, RAFT_SNAPSHOT_PREFIX, RAFT_STREAM_PREFIX};
+pub use decode::{DECODE_ALLOWANCE_BYTES, DECODE_RATIO};
+pub use inflow::CONN_READ_TIMEOUT;
 pub use sink::{db_file_name, DirSink, SnapshotSink, SnapshotWriter};
 pub use snapshot::{SnapshotConfig, WRITE_BATCH_BYTES};
 
+use in_flight::InFlight;
 use snapshot::SnapshotReceiver;
 use worker::Worker;
 
@@ -111,6 +145,18 @@ use worker::Worker;
 /// all; we apply the limit etcd uses for its other framed reads.
 pub const MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 
+/// The memory all request bodies in flight may hold together, with what
+/// decoding them allocates: 1 GiB, two messages at [`MAX_MESSAGE_BYTES`].
+/// etcd has no such bound; its messages are about 1 MiB
+/// (`--max-request-bytes` 1.5 MiB by default).
+pub const MEMORY_BUDGET_BYTES: usize = 1024 * 1024 * 1024;
+
+/// The most `/raft` and `/raft/snapshot` requests one member may have in
+/// flight at once: 16. etcd sends at most 4 pipeline requests
+/// (`connPerPipeline`, `rafthttp/pipeline.go:38`) and one snapshot at a
+/// time.
+pub const MAX_REQUESTS_PER_MEMBER: usize = 16;
+
 /// The version path (etcd `versionPath`, `etcdserver/api/etcdhttp/base.go:43`).
 pub const VERSION_PATH: &str = "/version";
 
@@ -118,7 +164,8 @@ pub const VERSION_PATH: &str = "/version";
 /// for, how large a message may be, and the raft actor that takes them.
 ///
 /// Build it with [`ReceiverConfig::new`] and refine it with the setters;
-/// each documents its default. It is cloned into every HTTP worker.
+/// each documents its default. It is cloned into every HTTP worker; the
+/// clones share one memory budget and one count of requests per member.
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     /// This member. Its `cluster_id` is checked: `X-Etcd-Cluster-ID` must
@@ -136,6 +183,19 @@ pub struct ReceiverConfig {
     /// How `POST /raft/snapshot` is received (default: no sink, so the
     /// route is not mounted); see [Streamed snapshots](self#streamed-snapshots).
     pub snapshots: SnapshotConfig,
+    /// What all bodies in flight may hold together, in bytes (default
+    /// [`MEMORY_BUDGET_BYTES`]); see [Resource bounds](self#resource-bounds).
+    pub memory_budget_bytes: usize,
+    /// What decoding a `/raft` body may allocate beyond it, per body byte
+    /// (default [`DECODE_RATIO`]); any body may use
+    /// [`DECODE_ALLOWANCE_BYTES`].
+    pub max_decode_ratio: usize,
+    /// How long a `/raft` body may send nothing (default
+    /// [`CONN_READ_TIMEOUT`]).
+    pub read_idle_timeout: Duration,
+    /// The most requests one member may have in flight (default
+    /// [`MAX_REQUESTS_PER_MEMBER`]).
+    pub max_requests_per_member: usize,
     /// The user's raft actor. It gets every accepted message as an
     /// [`Inbound`] and its answer decides the status.
     pub raft: Recipient<Inbound>,
@@ -144,25 +204,76 @@ pub struct ReceiverConfig {
     /// (labelled by the sender's member id, never its address), and the
     /// `snapshot_receive_*` families.
     pub metrics: Option<Metrics>,
+    /// The counts every clone shares: the memory held, the requests in
+    /// flight per member.
+    shared: Shared,
+}
+
+/// What the workers of one receiver count together.
+#[derive(Debug, Clone, Default)]
+struct Shared {
+    memory_used: Arc<AtomicUsize>,
+    in_flight: InFlight,
 }
 
 impl ReceiverConfig {
-    /// A configuration with the defaults: [`MAX_MESSAGE_BYTES`] and no
-    /// `/version` route.
+    /// A configuration with the defaults: no `/version` route, no
+    /// snapshot route, and every bound at its default.
     pub fn new(local: &LocalMember, raft: Recipient<Inbound>) -> Self {
         ReceiverConfig {
             local: local.clone(),
             max_message_bytes: MAX_MESSAGE_BYTES,
             serve_version: false,
             snapshots: SnapshotConfig::default(),
+            memory_budget_bytes: MEMORY_BUDGET_BYTES,
+            max_decode_ratio: DECODE_RATIO,
+            read_idle_timeout: CONN_READ_TIMEOUT,
+            max_requests_per_member: MAX_REQUESTS_PER_MEMBER,
             raft,
             metrics: None,
+            shared: Shared::default(),
         }
     }
 
     /// Counts etcd's receive metrics in `metrics`.
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// The bytes that requests hold now, of
+    /// [`memory_budget_bytes`](Self::memory_budget_bytes): shared by every
+    /// clone of this configuration, so by every worker it serves.
+    pub fn memory_in_use(&self) -> usize {
+        self.shared.memory_used.load(Ordering::Relaxed)
+    }
+
+    /// Sets what all bodies in flight may hold together (default
+    /// [`MEMORY_BUDGET_BYTES`]). Keep it above `max_message_bytes`, or
+    /// the largest messages are refused with 503.
+    pub fn memory_budget_bytes(mut self, bytes: usize) -> Self {
+        self.memory_budget_bytes = bytes;
+        self
+    }
+
+    /// Sets what decoding may allocate per body byte (default
+    /// [`DECODE_RATIO`]).
+    pub fn max_decode_ratio(mut self, ratio: usize) -> Self {
+        self.max_decode_ratio = ratio;
+        self
+    }
+
+    /// Sets how long a `/raft` body may send nothing (default
+    /// [`CONN_READ_TIMEOUT`]).
+    pub fn read_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.read_idle_timeout = timeout;
+        self
+    }
+
+    /// Sets how many requests one member may have in flight (default
+    /// [`MAX_REQUESTS_PER_MEMBER`]).
+    pub fn max_requests_per_member(mut self, requests: usize) -> Self {
+        self.max_requests_per_member = requests;
         self
     }
 

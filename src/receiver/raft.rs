@@ -1,47 +1,64 @@
 //! `POST /raft`: etcd's `pipelineHandler` (`rafthttp/http.go:88-166`).
 //!
-//! The checks in etcd's order (method, versions, cluster id, declared
-//! length), then the body, read whole within the receiver's limit, then
-//! the decode; the raft actor's answer decides the status.
+//! The checks in etcd's order (method, versions, cluster id), then our
+//! bounds on the request (requests in flight from its sender, declared
+//! length, memory budget), then the body, read within the receiver's
+//! limits, then the decode, bounded; the raft actor's answer decides the
+//! status.
 
 use std::rc::Rc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use prost::Message as _;
 
 use super::answer::{Rejection, Route};
+use super::budget::Lease;
 use super::checks::{check_declared_length, check_method, declared_length, CheckError};
+use super::inflow::{close_if_unread, Inflow, ReadError};
 use super::worker::{peer_headers, Worker};
 use crate::id::Id;
 use crate::messages::Inbound;
-use crate::raftpb::Message as RaftMessage;
+
+/// The smallest buffer a body is read into; it doubles as bytes arrive.
+const MIN_BODY_CAPACITY: usize = 16 * 1024;
 
 /// Serves one `POST /raft`.
 pub(crate) async fn serve(
     worker: Rc<Worker>,
     req: HttpRequest,
-    body: web::Payload,
+    mut body: web::Payload,
 ) -> HttpResponse {
-    let outcome = receive(&worker, &req, body).await;
-    worker.answers.respond(Route::Raft, &req, outcome)
+    let outcome = receive(&worker, &req, &mut body).await;
+    close_if_unread(worker.answers.respond(Route::Raft, &req, outcome), body)
 }
 
-/// etcd's steps for a `POST /raft`: the checks, the body, and the raft
-/// actor's answer.
-async fn receive(worker: &Worker, req: &HttpRequest, body: web::Payload) -> Result<(), Rejection> {
+/// etcd's steps for a `POST /raft`, with our bounds: the checks, the body,
+/// the decode, and the raft actor's answer. The slot and the lease are
+/// held until the raft actor answered.
+async fn receive(
+    worker: &Worker,
+    req: &HttpRequest,
+    body: &mut web::Payload,
+) -> Result<(), Rejection> {
     check_method(req.method().as_str(), "POST")?;
     let headers = peer_headers(req.headers());
     let sender = worker.checks.check(&headers)?;
+    let _slot = worker.admit(req, &sender)?;
     let limit = worker.max_message_bytes;
     let declared = declared_length(headers.content_length);
     check_declared_length(declared, limit)?;
     let failed = |_: &Rejection| worker.count(|m| m.receive_failed(sender.from));
-    let bytes = read_body(body, declared, limit).await.inspect_err(failed)?;
+    if declared.is_some_and(|len| len > worker.budget.available() as u64) {
+        return Err(worker.budget.exhausted().into());
+    }
+    let mut lease = worker.budget.lease();
+    let mut inflow = Inflow::new(body, worker.read_idle_timeout);
+    let bytes = read_body(&mut inflow, &mut lease, limit)
+        .await
+        .inspect_err(failed)?;
     let len = bytes.len() as u64;
-    let message = RaftMessage::decode(bytes)
-        .map_err(Rejection::Unmarshal)
+    let message = worker
+        .decode(bytes, &mut lease, Rejection::Unmarshal)
         .inspect_err(failed)?;
     // etcd labels the bytes with the message's `From` (http.go:139).
     worker.count(|m| m.received(Id(message.from), len));
@@ -54,24 +71,56 @@ async fn receive(worker: &Worker, req: &HttpRequest, body: web::Payload) -> Resu
     worker.deliver(inbound).await
 }
 
-/// Reads the whole body into one buffer, sized up front from the
-/// `Content-Length` (never beyond `limit`), and stops with 413 as soon as
-/// the body grows past `limit`. Each received chunk is copied once; the
-/// result is handed on as `Bytes` without further copies, and the decoded
-/// message's byte fields share it.
+/// Reads the whole body into one buffer that grows, by doubling, only as
+/// bytes arrive, each growth charged to `lease` before it is allocated;
+/// stops with 413 as soon as the body grows past `limit`, with 503 when
+/// the budget cannot take it, with 408 when it stalls. Each received chunk
+/// is copied once; the result is handed on as `Bytes` without further
+/// copies, and the decoded message's byte fields share it.
 async fn read_body(
-    mut body: web::Payload,
-    declared: Option<u64>,
+    inflow: &mut Inflow<'_>,
+    lease: &mut Lease,
     limit: usize,
 ) -> Result<Bytes, Rejection> {
-    let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(limit).min(limit));
-    let mut buf = BytesMut::with_capacity(capacity);
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Rejection::Read(e.to_string()))?;
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = inflow.next().await.map_err(read_rejection)? {
         if chunk.len() > limit - buf.len() {
             return Err(CheckError::TooLarge { limit }.into());
+        }
+        if chunk.len() > buf.capacity() - buf.len() {
+            buf = grow(buf, chunk.len(), limit, lease)?;
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// A buffer with room for `more` bytes after `buf`'s: twice as large (at
+/// least [`MIN_BODY_CAPACITY`], at most `limit`), charged before it is
+/// allocated; the old one is given back once copied.
+fn grow(
+    buf: BytesMut,
+    more: usize,
+    limit: usize,
+    lease: &mut Lease,
+) -> Result<BytesMut, Rejection> {
+    let needed = buf.len() + more;
+    let capacity = (buf.capacity() * 2)
+        .max(MIN_BODY_CAPACITY)
+        .min(limit)
+        .max(needed);
+    lease.grow(capacity)?;
+    let mut bigger = BytesMut::with_capacity(capacity);
+    bigger.extend_from_slice(&buf);
+    lease.shrink(buf.capacity());
+    Ok(bigger)
+}
+
+/// The answer to a body that could not be read: 408 for a stall (etcd's
+/// read deadline), 400 `error reading raft message` otherwise.
+fn read_rejection(e: ReadError) -> Rejection {
+    match e {
+        ReadError::Stalled(idle) => Rejection::Stalled(idle),
+        other => Rejection::Read(other.to_string()),
+    }
 }

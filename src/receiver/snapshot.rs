@@ -14,23 +14,21 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::error::PayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use futures::StreamExt;
 use log::info;
 use prost::Message as _;
 
 use super::answer::{Rejection, Route};
-use super::checks::check_method;
+use super::budget::Lease;
+use super::checks::{check_method, declared_length};
+use super::inflow::{close_if_unread, Inflow, ReadError};
 use super::sink::{SnapshotSink, SnapshotWriter};
 use super::worker::{peer_headers, Worker};
 use crate::config::SNAPSHOT_STALL_TIMEOUT;
-use crate::etcd_text::GO_UNEXPECTED_EOF;
 use crate::id::Id;
 use crate::messages::{Inbound, ReceivedSnapshot};
 use crate::metrics::Metrics;
-use crate::raftpb::Message as RaftMessage;
 use crate::snapshot::{FrameDecoder, FrameError, SNAPSHOT_LIMIT_BYTES};
 
 /// How much of the database is buffered before the sink writes it: 1 MiB.
@@ -52,6 +50,11 @@ pub struct SnapshotConfig {
     /// its partial database is discarded (default
     /// [`SNAPSHOT_STALL_TIMEOUT`]).
     pub stall_timeout: Duration,
+    /// The largest database accepted, in bytes (default `None`: no limit,
+    /// as in etcd). A larger one is refused with 413 as soon as the bytes
+    /// written pass it, or before anything is written when the
+    /// `Content-Length` already says so; its temp file is removed.
+    pub max_db_bytes: Option<u64>,
 }
 
 impl Default for SnapshotConfig {
@@ -60,6 +63,7 @@ impl Default for SnapshotConfig {
             sink: None,
             limit_bytes: SNAPSHOT_LIMIT_BYTES,
             stall_timeout: SNAPSHOT_STALL_TIMEOUT,
+            max_db_bytes: None,
         }
     }
 }
@@ -90,6 +94,12 @@ impl SnapshotConfig {
         self.stall_timeout = timeout;
         self
     }
+
+    /// Sets the largest database accepted (default: no limit).
+    pub fn max_db_bytes(mut self, bytes: u64) -> Self {
+        self.max_db_bytes = Some(bytes);
+        self
+    }
 }
 
 /// One worker's snapshot route: the worker for the shared checks and the
@@ -99,6 +109,7 @@ pub(crate) struct SnapshotReceiver {
     sink: Arc<dyn SnapshotSink>,
     limit_bytes: u64,
     stall_timeout: Duration,
+    max_db_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for SnapshotReceiver {
@@ -118,11 +129,18 @@ impl SnapshotReceiver {
             sink: config.sink.clone()?,
             limit_bytes: config.limit_bytes,
             stall_timeout: config.stall_timeout,
+            max_db_bytes: config.max_db_bytes,
         })
     }
 
-    /// etcd's steps 3 to 12 for a `POST /raft/snapshot`.
-    async fn receive(&self, req: &HttpRequest, payload: web::Payload) -> Result<(), Rejection> {
+    /// etcd's steps 3 to 12 for a `POST /raft/snapshot`, with our bounds:
+    /// requests in flight from the sender, the memory budget for the
+    /// frame, the decode bound, the database's size.
+    async fn receive(
+        &self,
+        req: &HttpRequest,
+        payload: &mut web::Payload,
+    ) -> Result<(), Rejection> {
         let started = Instant::now();
         let count = |f: &dyn Fn(&Metrics)| self.worker.count(f);
         // Refused before the sender is known: etcd's UNKNOWN_SNAPSHOT_SENDER.
@@ -130,20 +148,27 @@ impl SnapshotReceiver {
         check_method(req.method().as_str(), "POST").inspect_err(refused)?;
         let headers = peer_headers(req.headers());
         let sender = self.worker.checks.check(&headers).inspect_err(refused)?;
-        let mut body = Body {
-            payload,
-            stall: self.stall_timeout,
+        let _slot = self
+            .worker
+            .admit(req, &sender)
+            .inspect_err(|_| count(&|m| m.snapshot_receive_failed(sender.from)))?;
+        let mut body = Inflow::new(payload, self.stall_timeout);
+        let mut lease = self.worker.budget.lease();
+        let unread = |_: &Rejection| {
+            count(&|m| {
+                m.receive_failed(sender.from);
+                m.snapshot_receive_failed(sender.from);
+            })
         };
-        let (message, rest) = body
-            .read_frame(self.limit_bytes)
+        let (encoded, rest) = read_frame(&mut body, self.limit_bytes, &mut lease)
             .await
-            .map_err(Rejection::Decode)
-            .inspect_err(|_| {
-                count(&|m| {
-                    m.receive_failed(sender.from);
-                    m.snapshot_receive_failed(sender.from);
-                })
-            })?;
+            .inspect_err(unread)?;
+        let framed = (FRAME_LEN_BYTES + encoded.len()) as u64;
+        let unmarshal = |e| Rejection::Decode(FrameError::Unmarshal(e));
+        let message = self
+            .worker
+            .decode(encoded, &mut lease, unmarshal)
+            .inspect_err(unread)?;
         // From here etcd labels everything with the message's `From`.
         let from = Id(message.from);
         let failed = |_: &Rejection| count(&|m| m.snapshot_receive_failed(Some(from)));
@@ -156,16 +181,20 @@ impl SnapshotReceiver {
             .worker
             .metrics()
             .map(|m| m.snapshot_receive_started(from));
+        let declared_db = declared_length(headers.content_length).map(|n| n.saturating_sub(framed));
+        check_db_size(declared_db, self.max_db_bytes).inspect_err(failed)?;
         let index = message.snapshot.metadata.index;
         info!(
             "receiving database snapshot (index {index}, message {} bytes, from {})",
             message.encoded_len(),
             message.from
         );
-        let (path, size) = save(self.sink.clone(), index, rest, &mut body)
-            .await
-            .map_err(Rejection::Save)
-            .inspect_err(failed)?;
+        let target = Target {
+            sink: self.sink.clone(),
+            index,
+            max_bytes: self.max_db_bytes,
+        };
+        let (path, size) = save(target, rest, &mut body).await.inspect_err(failed)?;
         count(&|m| m.received(from, size));
         let took = started.elapsed();
         info!("received and saved database snapshot {path:?} ({size} bytes in {took:?})");
@@ -181,28 +210,26 @@ impl SnapshotReceiver {
     }
 }
 
+/// The frame's length field (etcd's `messageEncoder`): 8 bytes.
+const FRAME_LEN_BYTES: usize = 8;
+
+/// Refuses a database of `size` bytes over `max` (413).
+fn check_db_size(size: Option<u64>, max: Option<u64>) -> Result<(), Rejection> {
+    match (size, max) {
+        (Some(size), Some(limit)) if size > limit => Err(Rejection::DbTooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
 /// Serves one `POST /raft/snapshot`.
 pub(crate) async fn serve(
     rx: Rc<SnapshotReceiver>,
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
 ) -> HttpResponse {
-    let outcome = rx.receive(&req, payload).await;
-    rx.worker.answers.respond(Route::Snapshot, &req, outcome)
-}
-
-/// Why the body could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum ReadError {
-    /// Go's `io.ErrUnexpectedEOF`: the body was cut short.
-    #[error("{GO_UNEXPECTED_EOF}")]
-    UnexpectedEof,
-    /// The connection failed.
-    #[error("{0}")]
-    Payload(String),
-    /// Nothing arrived for the stall timeout.
-    #[error("no bytes received for {0:?}")]
-    Stalled(Duration),
+    let outcome = rx.receive(&req, &mut payload).await;
+    let response = rx.worker.answers.respond(Route::Snapshot, &req, outcome);
+    close_if_unread(response, payload)
 }
 
 impl From<ReadError> for FrameError {
@@ -214,69 +241,78 @@ impl From<ReadError> for FrameError {
     }
 }
 
-/// The request body, read chunk by chunk with the stall timeout.
-struct Body {
-    payload: web::Payload,
-    stall: Duration,
-}
-
-impl Body {
-    async fn next(&mut self) -> Result<Option<Bytes>, ReadError> {
-        match actix_web::rt::time::timeout(self.stall, self.payload.next()).await {
-            Err(_) => Err(ReadError::Stalled(self.stall)),
-            Ok(None) => Ok(None),
-            // A body cut short, as Go's readers say it.
-            Ok(Some(Err(PayloadError::Incomplete(_)))) => Err(ReadError::UnexpectedEof),
-            Ok(Some(Err(e))) => Err(ReadError::Payload(e.to_string())),
-            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
-        }
-    }
-
-    /// Reads the framed message; returns it with the bytes that came
-    /// after it in the same chunk.
-    async fn read_frame(&mut self, limit: u64) -> Result<(RaftMessage, Bytes), FrameError> {
-        let mut decoder = FrameDecoder::new(limit);
-        loop {
-            let Some(chunk) = self.next().await? else {
-                return Err(decoder.ended());
-            };
-            if let Some(done) = decoder.feed(chunk)? {
-                return Ok(done);
-            }
+/// Reads the framed message, each chunk charged to `lease` before it is
+/// buffered; returns the encoded message with the bytes that came after
+/// it in the same chunk.
+async fn read_frame(
+    body: &mut Inflow<'_>,
+    limit: u64,
+    lease: &mut Lease,
+) -> Result<(Bytes, Bytes), Rejection> {
+    let mut decoder = FrameDecoder::new(limit);
+    loop {
+        let next = body.next().await.map_err(FrameError::from);
+        let Some(chunk) = next.map_err(Rejection::Decode)? else {
+            return Err(Rejection::Decode(decoder.ended()));
+        };
+        lease.grow(chunk.len())?;
+        if let Some(done) = decoder.feed(chunk).map_err(Rejection::Decode)? {
+            return Ok(done);
         }
     }
 }
 
-/// Streams the database into a writer from `sink`: `first` (the bytes
-/// after the message), then the rest of the body, in batches of
-/// [`WRITE_BATCH_BYTES`]. Returns where it was committed and its size.
-async fn save(
+/// Where one database goes: the sink, the snapshot's index, and the
+/// largest size accepted.
+struct Target {
     sink: Arc<dyn SnapshotSink>,
     index: u64,
+    max_bytes: Option<u64>,
+}
+
+/// Streams the database into a writer from the target's sink: `first`
+/// (the bytes after the message), then the rest of the body, in batches of
+/// [`WRITE_BATCH_BYTES`], refusing it once it passes the target's largest
+/// size. Returns where it was committed and its size.
+async fn save(
+    target: Target,
     first: Bytes,
-    body: &mut Body,
-) -> Result<(PathBuf, u64), String> {
-    let writer = blocking(move || sink.begin(index)).await?;
+    body: &mut Inflow<'_>,
+) -> Result<(PathBuf, u64), Rejection> {
+    let Target {
+        sink,
+        index,
+        max_bytes,
+    } = target;
+    let writer = blocking(move || sink.begin(index))
+        .await
+        .map_err(Rejection::Save)?;
     let mut guard = WriterGuard(Some(writer));
     let mut batch = Vec::with_capacity(WRITE_BATCH_BYTES);
-    let mut size = first.len() as u64;
-    batch.extend_from_slice(&first);
+    let mut size = 0;
+    let mut next = Some(first);
     loop {
-        let chunk = match body.next().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(e) => return Err(guard.discard(e.to_string()).await),
+        let Some(chunk) = next else {
+            break;
         };
-        if batch.len() + chunk.len() > WRITE_BATCH_BYTES && !batch.is_empty() {
-            batch = guard.write(batch).await?;
-        }
         size += chunk.len() as u64;
+        if let Err(too_large) = check_db_size(Some(size), max_bytes) {
+            guard.discard(String::new()).await;
+            return Err(too_large);
+        }
+        if batch.len() + chunk.len() > WRITE_BATCH_BYTES && !batch.is_empty() {
+            batch = guard.write(batch).await.map_err(Rejection::Save)?;
+        }
         batch.extend_from_slice(&chunk);
+        next = match body.next().await {
+            Ok(chunk) => chunk,
+            Err(e) => return Err(Rejection::Save(guard.discard(e.to_string()).await)),
+        };
     }
     if !batch.is_empty() {
-        guard.write(batch).await?;
+        guard.write(batch).await.map_err(Rejection::Save)?;
     }
-    let path = guard.commit().await?;
+    let path = guard.commit().await.map_err(Rejection::Save)?;
     Ok((path, size))
 }
 

@@ -1,14 +1,24 @@
 //! What one HTTP worker shares between its routes: the header checks with
-//! their memo, the answers, and the raft actor that takes the messages.
+//! their memo, the answers, the bounds on what a request may hold, and
+//! the raft actor that takes the messages.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::HttpRequest;
+use bytes::Bytes;
 
 use super::answer::{Answers, Rejection};
-use super::checks::{HeaderChecks, PeerHeaders};
+use super::budget::{Lease, MemoryBudget};
+use super::checks::{HeaderChecks, PeerHeaders, Sender};
+use super::decode::{decode, DecodeBound, Shape, DECODE_ALLOWANCE_BYTES};
+use super::in_flight::{InFlight, Origin, Slot};
 use super::ReceiverConfig;
 use crate::messages::{Inbound, ProcessError};
 use crate::metrics::Metrics;
+use crate::raftpb::Message as RaftMessage;
 use crate::wire::name;
 
 /// One worker's copy of the configuration, prepared for checking and
@@ -21,6 +31,13 @@ pub(crate) struct Worker {
     pub(crate) answers: Answers,
     /// The largest `/raft` body accepted.
     pub(crate) max_message_bytes: usize,
+    /// The receiver's memory budget, shared by every worker.
+    pub(crate) budget: MemoryBudget,
+    decode_bound: DecodeBound,
+    /// How long a `/raft` body may send nothing.
+    pub(crate) read_idle_timeout: Duration,
+    in_flight: InFlight,
+    max_requests_per_member: usize,
     raft: Recipient<Inbound>,
     metrics: Option<Metrics>,
 }
@@ -32,6 +49,17 @@ impl Worker {
             checks: HeaderChecks::new(config.local.cluster_id),
             answers: Answers::new(config.local.id, config.local.cluster_id),
             max_message_bytes: config.max_message_bytes,
+            budget: MemoryBudget::new(
+                config.shared.memory_used.clone(),
+                config.memory_budget_bytes,
+            ),
+            decode_bound: DecodeBound {
+                ratio: config.max_decode_ratio,
+                allowance: DECODE_ALLOWANCE_BYTES,
+            },
+            read_idle_timeout: config.read_idle_timeout,
+            in_flight: config.shared.in_flight.clone(),
+            max_requests_per_member: config.max_requests_per_member,
             raft: config.raft,
             metrics: config.metrics,
         }
@@ -47,6 +75,43 @@ impl Worker {
     /// The user's metrics, if any.
     pub(crate) fn metrics(&self) -> Option<&Metrics> {
         self.metrics.as_ref()
+    }
+
+    /// Counts the request against its sender's cap on requests in flight
+    /// (429 over it); the slot is held until the request ends.
+    pub(crate) fn admit(&self, req: &HttpRequest, sender: &Sender) -> Result<Slot, Rejection> {
+        let origin = sender.from.map_or_else(
+            || {
+                let ip = req
+                    .peer_addr()
+                    .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+                Origin::Address(ip)
+            },
+            Origin::Member,
+        );
+        let cap = self.max_requests_per_member;
+        self.in_flight
+            .enter(origin, cap)
+            .ok_or(Rejection::TooManyRequests { cap })
+    }
+
+    /// Counts what decoding `bytes` would allocate, refuses it over the
+    /// decode bound (413) or the memory budget (503), then decodes it;
+    /// `unmarshal` words the answer to bytes that are not a raft message,
+    /// which differs between the routes.
+    pub(crate) fn decode(
+        &self,
+        bytes: Bytes,
+        lease: &mut Lease,
+        unmarshal: impl FnOnce(prost::DecodeError) -> Rejection,
+    ) -> Result<RaftMessage, Rejection> {
+        let shape = Shape::of(&bytes);
+        let decoded = self
+            .decode_bound
+            .check(&shape, bytes.len())
+            .map_err(Rejection::OverDecodeBound)?;
+        lease.grow(decoded)?;
+        decode(bytes, &shape).map_err(unmarshal)
     }
 
     /// Hands the message to the raft actor and maps its answer

@@ -72,7 +72,7 @@ pub(crate) enum FrameError {
 }
 
 /// etcd's `messageDecoder.decodeLimit` as a push decoder: feed it chunks
-/// until it yields the message and the bytes after it.
+/// until it yields the encoded message and the bytes after it.
 #[derive(Debug)]
 pub(crate) struct FrameDecoder {
     limit: u64,
@@ -92,12 +92,10 @@ impl FrameDecoder {
         }
     }
 
-    /// Takes the next chunk. `Some` holds the message and the rest of the
-    /// chunk, the start of the database; feed nothing after it.
-    pub(crate) fn feed(
-        &mut self,
-        mut chunk: Bytes,
-    ) -> Result<Option<(Message, Bytes)>, FrameError> {
+    /// Takes the next chunk. `Some` holds the encoded message and the
+    /// rest of the chunk, the start of the database; feed nothing after
+    /// it. The caller decodes the message, within its own bounds.
+    pub(crate) fn feed(&mut self, mut chunk: Bytes) -> Result<Option<(Bytes, Bytes)>, FrameError> {
         if self.message.is_none() {
             let take = (LEN_BYTES - self.have).min(chunk.len());
             self.length[self.have..self.have + take].copy_from_slice(&chunk[..take]);
@@ -118,10 +116,7 @@ impl FrameDecoder {
         if buf.len() < *len {
             return Ok(None);
         }
-        let message = Message::decode(std::mem::take(buf).freeze());
-        message
-            .map(|m| Some((m, chunk)))
-            .map_err(FrameError::Unmarshal)
+        Ok(Some((std::mem::take(buf).freeze(), chunk)))
     }
 
     /// The error for a body that ended before the message was complete:
@@ -164,6 +159,7 @@ mod tests {
         let mut chunks = bytes.chunks(size);
         for chunk in chunks.by_ref() {
             if let Some((m, rest)) = decoder.feed(Bytes::copy_from_slice(chunk))? {
+                let m = Message::decode(m).map_err(FrameError::Unmarshal)?;
                 let mut after = rest.to_vec();
                 after.extend(chunks.flatten());
                 return Ok((m, after));
