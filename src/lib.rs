@@ -178,6 +178,7 @@ pub mod receiver;
 mod sender;
 mod snapshot;
 mod stats;
+mod stream;
 mod version;
 mod wire;
 
@@ -199,6 +200,10 @@ pub use pipeline::{PipelineActor, Recipients};
 pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
 pub use stats::{FollowerStats, PipelineStats};
+pub use stream::{
+    StreamDecodeError, StreamDecoder, StreamEncoder, StreamType, CONN_READ_TIMEOUT,
+    HEARTBEAT_INTERVAL, READ_BYTES_LIMIT, STREAM_BUF_SIZE,
+};
 pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
 /// Not part of the API: pieces the benchmark and the integration tests

@@ -1,0 +1,37 @@
+//! etcd's rafthttp streams (`rafthttp/stream.go`, `msg_codec.go`,
+//! `msgappv2_codec.go`): two long-lived HTTP GETs per peer and direction,
+//! whose response bodies carry frames.
+//!
+//! Pure parts (no actix): the stream types, both codecs (push decoders
+//! that never panic and never reserve memory from a length prefix) and the
+//! link heartbeat.
+
+mod codec;
+mod decode_error;
+mod input;
+mod link_heartbeat;
+mod message_codec;
+mod msgappv2_codec;
+mod stream_type;
+
+use std::time::Duration;
+
+pub use codec::{StreamDecoder, StreamEncoder};
+pub use decode_error::StreamDecodeError;
+pub use message_codec::READ_BYTES_LIMIT;
+pub use stream_type::StreamType;
+
+#[allow(unused_imports)]
+pub(crate) use link_heartbeat::{is_link_heartbeat, link_heartbeat};
+
+/// Capacity of each stream writer's queue (etcd `streamBufSize`,
+/// `rafthttp/stream.go:44`).
+pub const STREAM_BUF_SIZE: usize = 4096;
+
+/// The read timeout of a stream: a reader that gets no byte for this long
+/// gives the connection up (etcd `ConnReadTimeout`, `rafthttp/peer.go:40`).
+pub const CONN_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a writer sends a link heartbeat: a third of the read timeout
+/// (etcd `ConnReadTimeout/3`, `rafthttp/stream.go:161`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_nanos(1_666_666_666);
