@@ -30,7 +30,7 @@ const CHUNKINGS: &[usize] = &[1, 3, 7, 8, 9, 17, usize::MAX];
 /// but the first (its issue #12850); the first is gogoproto's own text for
 /// a malformed body, where ours is prost's. Columns: case name, what we
 /// return instead.
-const DELIBERATE: &[(&str, fn(&StreamDecodeError) -> bool)] = &[
+const DELIBERATE: &[(&str, Accepts)] = &[
     ("message_garbage_body", |e| {
         matches!(e, StreamDecodeError::Message(_))
     }),
@@ -47,6 +47,9 @@ const DELIBERATE: &[(&str, fn(&StreamDecodeError) -> bool)] = &[
         matches!(e, StreamDecodeError::LimitExceeded { .. })
     }),
 ];
+
+/// Whether an error is the one we return instead of etcd's outcome.
+type Accepts = fn(&StreamDecodeError) -> bool;
 
 fn vectors() -> Value {
     let text = std::fs::read_to_string(VECTORS).expect("read vectors.json");
