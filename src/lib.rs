@@ -201,7 +201,8 @@ pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
 pub use stats::{FollowerStats, PipelineStats};
 pub use stream::{
-    StreamDecodeError, StreamDecoder, StreamEncoder, StreamType, CONN_READ_TIMEOUT,
+    stream_routes, RemovedCheck, StopStream, StreamDecodeError, StreamDecoder, StreamEncoder,
+    StreamRoutes, StreamSend, StreamType, StreamWriterActor, StreamWriters, CONN_READ_TIMEOUT,
     HEARTBEAT_INTERVAL, READ_BYTES_LIMIT, STREAM_BUF_SIZE,
 };
 pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};

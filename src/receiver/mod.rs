@@ -88,7 +88,7 @@ use crate::local_member::LocalMember;
 use crate::messages::Inbound;
 
 mod answer;
-mod checks;
+pub(crate) mod checks;
 mod probing;
 mod raft;
 mod sink;

@@ -3,23 +3,31 @@
 //! whose response bodies carry frames.
 //!
 //! Pure parts (no actix): the stream types, both codecs (push decoders
-//! that never panic and never reserve memory from a length prefix) and the
-//! link heartbeat.
+//! that never panic and never reserve memory from a length prefix), the
+//! link heartbeat and the handler's checks (`request_checks`). The shell:
+//! the stream route (`server`), the writer actor (`writer`) and the
+//! response body it feeds (`conn`).
 
 mod codec;
+mod conn;
 mod decode_error;
 mod input;
 mod link_heartbeat;
 mod message_codec;
 mod msgappv2_codec;
+mod request_checks;
+mod server;
 mod stream_type;
+mod writer;
 
 use std::time::Duration;
 
 pub use codec::{StreamDecoder, StreamEncoder};
 pub use decode_error::StreamDecodeError;
 pub use message_codec::READ_BYTES_LIMIT;
+pub use server::{stream_routes, RemovedCheck, StreamRoutes, StreamWriters};
 pub use stream_type::StreamType;
+pub use writer::{StopStream, StreamSend, StreamWriterActor};
 
 #[allow(unused_imports)]
 pub(crate) use link_heartbeat::{is_link_heartbeat, link_heartbeat};
