@@ -202,7 +202,8 @@ pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
 pub use stats::{FollowerStats, PipelineStats};
 pub use stream::{
     stream_routes, RemovedCheck, StopStream, StreamDecodeError, StreamDecoder, StreamEncoder,
-    StreamRoutes, StreamSend, StreamType, StreamWriterActor, StreamWriters, CONN_READ_TIMEOUT,
+    StreamReaderActor, StreamReaderConfig, StreamReaderStatus, StreamRoutes, StreamSend,
+    StreamType, StreamWriterActor, StreamWriters, CONN_READ_TIMEOUT, DIAL_RETRY_FREQUENCY,
     HEARTBEAT_INTERVAL, READ_BYTES_LIMIT, STREAM_BUF_SIZE,
 };
 pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};

@@ -4,17 +4,20 @@
 //!
 //! Pure parts (no actix): the stream types, both codecs (push decoders
 //! that never panic and never reserve memory from a length prefix), the
-//! link heartbeat and the handler's checks (`request_checks`). The shell:
-//! the stream route (`server`), the writer actor (`writer`) and the
-//! response body it feeds (`conn`).
+//! link heartbeat, the handler's checks (`request_checks`) and the reading
+//! of a dial's answer (`dial_answer`). The shell:
+//! the stream route (`server`), the writer actor (`writer`), the
+//! response body it feeds (`conn`) and the reader actor (`reader`).
 
 mod codec;
 mod conn;
 mod decode_error;
+mod dial_answer;
 mod input;
 mod link_heartbeat;
 mod message_codec;
 mod msgappv2_codec;
+mod reader;
 mod request_checks;
 mod server;
 mod stream_type;
@@ -25,6 +28,7 @@ use std::time::Duration;
 pub use codec::{StreamDecoder, StreamEncoder};
 pub use decode_error::StreamDecodeError;
 pub use message_codec::READ_BYTES_LIMIT;
+pub use reader::{StreamReaderActor, StreamReaderConfig, StreamReaderStatus, DIAL_RETRY_FREQUENCY};
 pub use server::{stream_routes, RemovedCheck, StreamRoutes, StreamWriters};
 pub use stream_type::StreamType;
 pub use writer::{StopStream, StreamSend, StreamWriterActor};

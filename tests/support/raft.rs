@@ -198,6 +198,11 @@ impl Recording {
             .critical_errors(self.addr.clone().recipient())
     }
 
+    /// Where a stream writer reports the messages it could not deliver.
+    pub fn unreachable(&self) -> Recipient<ReportUnreachable> {
+        self.addr.clone().recipient()
+    }
+
     /// Every message received so far. The receiver hands a message over
     /// before it answers its request, so after an answer this is complete.
     pub fn received(&self) -> Vec<Received> {
