@@ -17,6 +17,19 @@
 //!   [`Inbound`]; with a [`receiver::SnapshotSink`] it also
 //!   receives streamed snapshots.
 //!
+//! # Public surface
+//!
+//! | what | items |
+//! |---|---|
+//! | this member | [`LocalMember`], [`Id`], [`PeerUrl`], [`membership`] (ids as etcd derives them, [`InitialCluster`]) |
+//! | sending | [`PipelineActor`], [`PipelineConfig`], [`SenderPlacement`], [`Recipients`], [`SenderActor`] |
+//! | messages to a pipeline | [`Envelope`], [`SendSnapshot`] (with a [`SnapshotBody`]), [`Stop`], [`GetStats`], [`UpdateUrls`], [`ResetConnections`] |
+//! | what a pipeline reports | [`ReportUnreachable`], [`ReportSnapshot`] ([`SnapshotStatus`]), [`PeerStatusChanged`], [`CriticalError`], [`Dropped`], [`PipelineStats`], [`FollowerStats`] |
+//! | receiving | [`receiver`] (routes, [`receiver::ReceiverConfig`], snapshot sinks), [`Inbound`], [`ReceivedSnapshot`], [`ProcessError`], [`nodelay`] |
+//! | wire types | [`raftpb`] |
+//! | errors | [`Error`], [`TransportError`] |
+//! | defaults (etcd's names) | [`CONN_PER_PIPELINE`], [`PIPELINE_BUF_SIZE`], [`DIAL_TIMEOUT`], [`RESPONSE_TIMEOUT`], [`RESPONSE_TIMEOUT_PER_MIB`], [`SNAPSHOT_STALL_TIMEOUT`], [`SNAPSHOT_LIMIT_BYTES`], [`SERVER_VERSION`], [`MIN_CLUSTER_VERSION`] |
+//!
 //! # Quick start
 //!
 //! ```no_run
@@ -173,12 +186,16 @@ mod peer_url;
 mod picker;
 mod pipeline;
 mod pool;
+#[cfg(feature = "raft-rs")]
+pub mod raft_rs;
 pub mod raftpb;
 pub mod receiver;
 mod sender;
 mod snapshot;
+mod snapshot_source;
 mod stats;
 mod stream;
+pub mod transport;
 mod version;
 mod wire;
 
@@ -199,6 +216,7 @@ pub use peer_url::PeerUrl;
 pub use pipeline::{PipelineActor, Recipients};
 pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
+pub use snapshot_source::{body_from_bytes, body_from_reader};
 pub use stats::{FollowerStats, PipelineStats};
 pub use stream::{
     stream_routes, RemovedCheck, StopStream, StreamDecodeError, StreamDecoder, StreamEncoder,
@@ -206,6 +224,7 @@ pub use stream::{
     StreamType, StreamWriterActor, StreamWriters, CONN_READ_TIMEOUT, DIAL_RETRY_FREQUENCY,
     HEARTBEAT_INTERVAL, READ_BYTES_LIMIT, STREAM_BUF_SIZE,
 };
+pub use transport::{Member, MemberBuilder, Transport, TransportConfig};
 pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
 /// Not part of the API: pieces the benchmark and the integration tests
