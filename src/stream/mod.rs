@@ -4,10 +4,11 @@
 //!
 //! Pure parts (no actix): the stream types, both codecs (push decoders
 //! that never panic and never reserve memory from a length prefix), the
-//! link heartbeat, the handler's checks (`request_checks`) and the reading
+//! link heartbeat, etcd's `peer.pick` (`pick`), the handler's checks (`request_checks`) and the reading
 //! of a dial's answer (`dial_answer`). The shell:
 //! the stream route (`server`), the writer actor (`writer`), the
-//! response body it feeds (`conn`) and the reader actor (`reader`).
+//! response body it feeds (`conn`) the reader actor (`reader`), and one peer's
+//! four of them as the transport holds them (`peer_streams`).
 
 mod codec;
 mod conn;
@@ -17,6 +18,8 @@ mod input;
 mod link_heartbeat;
 mod message_codec;
 mod msgappv2_codec;
+mod peer_streams;
+mod pick;
 mod reader;
 mod request_checks;
 mod server;
@@ -33,8 +36,7 @@ pub use server::{stream_routes, RemovedCheck, StreamRoutes, StreamWriters};
 pub use stream_type::StreamType;
 pub use writer::{StopStream, StreamSend, StreamWriterActor};
 
-#[allow(unused_imports)]
-pub(crate) use link_heartbeat::{is_link_heartbeat, link_heartbeat};
+pub(crate) use peer_streams::{PeerStreams, StreamPeer};
 
 /// Capacity of each stream writer's queue (etcd `streamBufSize`,
 /// `rafthttp/stream.go:44`).

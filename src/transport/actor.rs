@@ -20,6 +20,7 @@ use crate::messages::{Dropped, Envelope, GetStats, SendSnapshot, Stop, UpdateUrl
 use crate::pipeline::PipelineActor;
 use crate::raftpb::Message as RaftMessage;
 use crate::stats::PipelineStats;
+use crate::stream::{PeerStreams, StreamPeer};
 
 /// One peer's (or remote's) pipeline and what the transport knows of it.
 struct PeerPipeline {
@@ -28,6 +29,8 @@ struct PeerPipeline {
     /// replaced is not taken for the current one's.
     generation: u64,
     active_since: Option<SystemTime>,
+    /// The peer's streams, when the transport has them (never a remote's).
+    streams: Option<PeerStreams>,
 }
 
 /// A member's transport: one [`PipelineActor`] per peer, messages routed
@@ -108,7 +111,23 @@ impl Transport {
             pipeline,
             generation,
             active_since: None,
+            streams: None,
         })
+    }
+
+    /// A peer's streams, when streams are on and raft takes inbound
+    /// messages.
+    fn start_streams(&self, id: Id, urls: &[String]) -> Option<PeerStreams> {
+        let table = self.config.streams.as_ref()?;
+        let inbound = self.recipients.inbound.clone()?;
+        Some(PeerStreams::start(StreamPeer {
+            local: &self.config.pipeline.local,
+            peer: id,
+            urls,
+            table,
+            inbound,
+            unreachable: self.recipients.unreachable.clone(),
+        }))
     }
 
     /// The pipeline a message to `to` takes: the peer's, else the remote's.
@@ -122,6 +141,14 @@ impl Transport {
             return;
         }
         let to = Id(message.to);
+        let streams = self.peers.get(&to).and_then(|p| p.streams.as_ref());
+        let message = match streams.filter(|_| !self.stopped) {
+            Some(streams) => match streams.send(message) {
+                Some(by_pipeline) => by_pipeline,
+                None => return,
+            },
+            None => message,
+        };
         match self.route(to) {
             Some(pipeline) if !self.stopped => pipeline.do_send(Envelope(message)),
             _ => {
@@ -160,10 +187,19 @@ fn stop_all(
     pipelines: Vec<(Id, PeerPipeline)>,
 ) -> impl Future<Output = HashMap<Id, PipelineStats>> {
     let stops = pipelines.into_iter().map(|(id, entry)| async move {
-        let stats = stop_pipeline(id, entry.pipeline).await;
+        let stats = stop_peer(id, entry).await;
         (id, stats)
     });
     join_all(stops).map(|all| all.into_iter().collect())
+}
+
+/// Stops a peer's streams and pipeline; resolves with the pipeline's
+/// final counters.
+fn stop_peer(id: Id, entry: PeerPipeline) -> BoxFuture<'static, PipelineStats> {
+    if let Some(streams) = entry.streams {
+        streams.stop();
+    }
+    stop_pipeline(id, entry.pipeline)
 }
 
 /// Stops one pipeline and resolves with its final counters.
@@ -195,7 +231,8 @@ impl Handler<AddPeer> for Transport {
         if self.peers.contains_key(&id) {
             return Ok(());
         }
-        let entry = self.start_pipeline(id, urls, ctx)?;
+        let mut entry = self.start_pipeline(id, urls.clone(), ctx)?;
+        entry.streams = self.start_streams(id, &urls);
         self.peers.insert(id, entry);
         if let Some(remote) = self.remotes.remove(&id) {
             ctx.spawn(
@@ -235,7 +272,7 @@ impl Handler<RemovePeer> for Transport {
             return Box::pin(async { None });
         };
         log::info!("removed peer {id}");
-        Box::pin(stop_pipeline(id, entry.pipeline).map(Some))
+        Box::pin(stop_peer(id, entry).map(Some))
     }
 }
 

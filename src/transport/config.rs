@@ -4,6 +4,7 @@
 use crate::config::PipelineConfig;
 use crate::id::Id;
 use crate::local_member::LocalMember;
+use crate::stream::StreamWriters;
 
 /// The member's identity and the settings every peer's pipeline starts
 /// with.
@@ -17,6 +18,12 @@ pub struct TransportConfig {
     /// The template for every peer's pipeline; its `peer_id` and
     /// `peer_urls` are replaced per peer.
     pub pipeline: PipelineConfig,
+    /// etcd's streams to every peer (default off: the pipeline alone).
+    /// With a table, each peer gets a stream writer and reader of each
+    /// type, and messages take etcd's `peer.pick` road; the member's
+    /// server must mount [`stream_routes`](crate::stream_routes) on the
+    /// same table ([`MemberBuilder`](super::MemberBuilder) does).
+    pub streams: Option<StreamWriters>,
 }
 
 impl TransportConfig {
@@ -26,7 +33,14 @@ impl TransportConfig {
     pub fn new(local: &LocalMember) -> Self {
         TransportConfig {
             pipeline: PipelineConfig::new(local, Id(0), Vec::new()),
+            streams: None,
         }
+    }
+
+    /// Turns etcd's streams on, with a fresh writer table.
+    pub fn with_streams(mut self) -> Self {
+        self.streams = Some(StreamWriters::default());
+        self
     }
 
     /// Changes the pipeline template, e.g.

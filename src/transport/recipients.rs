@@ -3,7 +3,9 @@
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
 
-use crate::messages::{CriticalError, PeerStatusChanged, ReportSnapshot, ReportUnreachable};
+use crate::messages::{
+    CriticalError, Inbound, PeerStatusChanged, ReportSnapshot, ReportUnreachable,
+};
 use crate::pipeline::Recipients;
 
 /// The raft callbacks of a whole member: every pipeline of the transport
@@ -20,6 +22,8 @@ pub struct TransportRecipients {
     pub(super) snapshot: Recipient<ReportSnapshot>,
     pub(super) peer_status: Option<Recipient<PeerStatusChanged>>,
     pub(super) critical_errors: Option<Recipient<CriticalError>>,
+    /// The raft actor stream readers deliver to (streams need it).
+    pub(super) inbound: Option<Recipient<Inbound>>,
 }
 
 impl TransportRecipients {
@@ -34,6 +38,7 @@ impl TransportRecipients {
             snapshot,
             peer_status: None,
             critical_errors: None,
+            inbound: None,
         }
     }
 
@@ -60,6 +65,13 @@ impl TransportRecipients {
 
     /// The recipients of one peer's pipeline: the raft callbacks, critical
     /// errors, and `status` (the transport's tap) for status changes.
+    /// Where stream readers deliver what they read; without it, a
+    /// transport with streams dials none.
+    pub fn inbound(mut self, recipient: Recipient<Inbound>) -> Self {
+        self.inbound = Some(recipient);
+        self
+    }
+
     pub(super) fn for_pipeline(&self, status: Recipient<PeerStatusChanged>) -> Recipients {
         let recipients = Recipients::new(self.unreachable.clone(), self.snapshot.clone());
         let recipients = recipients.peer_status(status);
