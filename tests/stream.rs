@@ -240,6 +240,11 @@ async fn test_stream_writer_attach_outgoing_conn() {
             .contains("transfer-encoding: chunked\r\n"),
         "{head}"
     );
+    // The first frame is a link heartbeat, at once (etcd's pending tick).
+    let heartbeat = support::messages::unhex(
+        "000000000000001e08081000180020002800300040004a0a12080a0228001000180050005800",
+    );
+    read_until_contains(&mut first, &heartbeat).await;
     let mut second = http::open(a.addr, &get).await;
     read_head(&mut second).await;
     let mut rest = Vec::new();
@@ -376,4 +381,109 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
 
 async fn read_request(stream: &mut tokio::net::TcpStream) -> String {
     read_head(stream).await
+}
+
+// etcd's TestStreamReaderDialRequest: member 2 dials member 1's
+// `/raft/stream/<type>/2` with `X-Raft-To: 1` and etcd's headers.
+#[actix_rt::test]
+async fn test_stream_reader_dial_request() {
+    for kind in StreamType::ALL {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let b = Recording::start();
+        let (_reader, _) = reader(&b, &url, kind, |mut c| {
+            c.local = c.local.peer_urls(vec!["http://127.0.0.1:2380".into()]);
+            c
+        });
+        let (mut conn, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .expect("the reader dials")
+            .expect("accept");
+        let request = read_request(&mut conn).await.to_ascii_lowercase();
+        let segment = kind.path_segment();
+        assert!(
+            request.starts_with(&format!("get /raft/stream/{segment}/2 http/1.1\r\n")),
+            "{request}"
+        );
+        for header in [
+            "x-server-from: 2",
+            "x-server-version: 3.4.23",
+            "x-min-cluster-version: 3.0.0",
+            "x-etcd-cluster-id: 1000",
+            "x-raft-to: 1",
+            "x-peerurls: http://127.0.0.1:2380",
+        ] {
+            assert!(
+                request.contains(&format!("{header}\r\n")),
+                "{header} in {request}"
+            );
+        }
+    }
+}
+
+// etcd's TestStreamReaderStopOnDial: a reader stopped while its dial waits
+// for an answer ends, and lets the connection go.
+#[actix_rt::test]
+async fn test_stream_reader_stop_on_dial() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let b = Recording::start();
+    let (reader, _) = reader(&b, &url, StreamType::Message, |c| c);
+    let (mut conn, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .expect("the reader dials")
+        .expect("accept");
+    read_request(&mut conn).await;
+    reader.send(StopStream).await.expect("reader alive");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(WAIT, conn.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the stopped reader closes its connection");
+}
+
+// Better than etcd (§9.1, §4.5, §9.12): a writer whose reader stops
+// reading fills its queue; every message refused then is reported as
+// "buffer full", and when the connection breaks every message it still
+// held is reported too, one report per message.
+#[actix_rt::test]
+async fn a_full_queue_and_a_broken_stream_report_every_message_they_held() {
+    const OFFERED: u64 = 20_000;
+    let a = Serving::start();
+    let get = http::head(
+        "GET",
+        "/raft/stream/msgapp/2",
+        &stream_headers(),
+        "Accept: */*",
+    );
+    let mut stalled = http::open(a.addr, &get).await;
+    read_head(&mut stalled).await;
+    a.wait_working(StreamType::MsgAppV2, true).await;
+    let writer = &a.writer(StreamType::MsgAppV2).0;
+    let mut dropped = 0;
+    for i in 0..OFFERED {
+        let mut m = app(i, 1);
+        m.entries[0].data = Some(Bytes::from(vec![1u8; 8 * 1024]));
+        if writer
+            .send(StreamSend(m))
+            .await
+            .expect("writer alive")
+            .is_err()
+        {
+            dropped += 1;
+        }
+    }
+    assert!(dropped > 0, "a reader that does not read fills the queue");
+    let full = a.raft.wait_unreachable(dropped).await;
+    assert_eq!(
+        count_unreachable(&full),
+        dropped,
+        "one report per refused message"
+    );
+    drop(stalled);
+    let held = rafthttp_pipeline::STREAM_BUF_SIZE;
+    let events = a.raft.wait_unreachable(dropped + held).await;
+    let lost = events.iter().filter(|e| {
+        matches!(e, support::Event::Unreachable(r) if r.reason.to_string().starts_with("lost TCP streaming"))
+    });
+    assert!(lost.count() >= held, "every queued message is reported");
+    a.wait_working(StreamType::MsgAppV2, false).await;
 }

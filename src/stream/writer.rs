@@ -32,6 +32,11 @@ use crate::raftpb::Message;
 /// `streamBufSize/2` were encoded since the last flush (`stream.go:209`).
 const FLUSH_BATCH: usize = STREAM_BUF_SIZE / 2 + 1;
 
+/// The most bytes one chunk gathers before it goes: with at most
+/// [`CONN_CHUNKS`](super::conn::CONN_CHUNKS) waiting, this bounds the
+/// memory between the queue and the socket (etcd bounds only by count).
+const CHUNK_BYTES: usize = 1024 * 1024;
+
 /// A raft message for the stream writer to send.
 ///
 /// Answered at once: `Ok(())` when it was queued for an attached
@@ -56,7 +61,10 @@ pub(crate) struct AttachConn {
 #[derive(Debug)]
 struct Attached {
     conn: u64,
-    chunks: mpsc::Sender<Chunk>,
+    /// The body's feed; taken while a chunk is on its way. One sender,
+    /// never cloned: each clone of a futures sender gets a slot of its
+    /// own, which would make the channel unbounded.
+    chunks: Option<mpsc::Sender<Chunk>>,
     encoder: StreamEncoder,
 }
 
@@ -123,7 +131,7 @@ impl StreamWriterActor {
     }
 
     /// Sends the next chunk if none is on its way: up to [`FLUSH_BATCH`]
-    /// queued messages, in one HTTP chunk.
+    /// queued messages or [`CHUNK_BYTES`], in one HTTP chunk.
     fn pump(&mut self, ctx: &mut Context<Self>) {
         if self.writing || self.queue.is_empty() {
             return;
@@ -131,10 +139,12 @@ impl StreamWriterActor {
         let Some(attached) = &mut self.attached else {
             return;
         };
-        let take = self.queue.len().min(FLUSH_BATCH);
         let mut bytes = BytesMut::new();
-        let mut message_types = Vec::with_capacity(take);
-        for message in self.queue.drain(..take) {
+        let mut message_types = Vec::new();
+        while message_types.len() < FLUSH_BATCH && bytes.len() < CHUNK_BYTES {
+            let Some(message) = self.queue.pop_front() else {
+                break;
+            };
             attached.encoder.encode(&message, &mut bytes);
             message_types.push(message.r#type);
         }
@@ -146,31 +156,44 @@ impl StreamWriterActor {
     }
 
     fn write(&mut self, chunk: Chunk, ctx: &mut Context<Self>) {
-        let Some(attached) = &self.attached else {
+        let Some(attached) = &mut self.attached else {
             return;
         };
-        let (conn, mut chunks) = (attached.conn, attached.chunks.clone());
+        let Some(mut chunks) = attached.chunks.take() else {
+            return;
+        };
+        let conn = attached.conn;
         self.writing = true;
         let send = async move {
-            match poll_fn(|cx| chunks.poll_ready(cx)).await {
+            let sent = match poll_fn(|cx| chunks.poll_ready(cx)).await {
                 Ok(()) => chunks.try_send(chunk).map_err(|e| e.into_inner()),
                 Err(_) => Err(chunk),
-            }
+            };
+            (chunks, sent)
         };
         ctx.spawn(
             send.into_actor(self)
-                .map(move |result, act, ctx| act.written(conn, result, ctx)),
+                .map(move |(chunks, sent), act, ctx| act.written(conn, chunks, sent, ctx)),
         );
     }
 
-    fn written(&mut self, conn: u64, result: Result<(), Chunk>, ctx: &mut Context<Self>) {
-        if let Err(chunk) = result {
+    /// A chunk went into the body (or could not): the feed comes back to
+    /// its connection, unless a newer one replaced it meanwhile.
+    fn written(
+        &mut self,
+        conn: u64,
+        chunks: mpsc::Sender<Chunk>,
+        sent: Result<(), Chunk>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Err(chunk) = sent {
             let reason = self.lost();
             for message_type in chunk.message_types {
                 self.report(message_type, &reason);
             }
         }
-        if self.attached.as_ref().is_some_and(|a| a.conn == conn) {
+        if let Some(attached) = self.attached.as_mut().filter(|a| a.conn == conn) {
+            attached.chunks = Some(chunks);
             self.writing = false;
         }
         self.pump(ctx);
@@ -254,7 +277,7 @@ impl Handler<AttachConn> for StreamWriterActor {
         }
         self.attached = Some(Attached {
             conn: msg.conn,
-            chunks: msg.chunks,
+            chunks: Some(msg.chunks),
             encoder: StreamEncoder::new(self.kind),
         });
         self.writing = false;
