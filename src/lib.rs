@@ -26,6 +26,7 @@
 //! | messages to a pipeline | [`Envelope`], [`SendSnapshot`] (with a [`SnapshotBody`]), [`Stop`], [`GetStats`], [`UpdateUrls`], [`ResetConnections`] |
 //! | what a pipeline reports | [`ReportUnreachable`], [`ReportSnapshot`] ([`SnapshotStatus`]), [`PeerStatusChanged`], [`CriticalError`], [`Dropped`], [`PipelineStats`], [`FollowerStats`] |
 //! | receiving | [`receiver`] (routes, [`receiver::ReceiverConfig`], snapshot sinks), [`Inbound`], [`ReceivedSnapshot`], [`ProcessError`], [`nodelay`] |
+//! | streams (etcd's `/raft/stream/*`) | [`TransportConfig::with_streams`] for a whole member; or by hand: [`stream_routes`] ([`StreamRoutes`], [`StreamWriters`], [`RemovedCheck`]), [`StreamWriterActor`] ([`StreamSend`], [`StopStream`]), [`StreamReaderActor`] ([`StreamReaderConfig`], [`StreamReaderStatus`]), [`StreamType`], the codecs [`StreamEncoder`] and [`StreamDecoder`] ([`StreamDecodeError`]), [`STREAM_BUF_SIZE`], [`CONN_READ_TIMEOUT`], [`HEARTBEAT_INTERVAL`], [`DIAL_RETRY_FREQUENCY`], [`READ_BYTES_LIMIT`] |
 //! | wire types | [`raftpb`] |
 //! | errors | [`Error`], [`TransportError`] |
 //! | defaults (etcd's names) | [`CONN_PER_PIPELINE`], [`PIPELINE_BUF_SIZE`], [`DIAL_TIMEOUT`], [`RESPONSE_TIMEOUT`], [`RESPONSE_TIMEOUT_PER_MIB`], [`SNAPSHOT_STALL_TIMEOUT`], [`SNAPSHOT_LIMIT_BYTES`], [`SERVER_VERSION`], [`MIN_CLUSTER_VERSION`] |
