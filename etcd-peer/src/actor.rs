@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::events::{memory, Events};
 use crate::standin::StandIn;
 use crate::stats::{lock, type_name, Counts};
+use crate::streams::PeerStreams;
 
 /// Ask the stand-in to stop its pipelines; answers with their final stats.
 #[derive(Debug, Message)]
@@ -29,6 +30,8 @@ pub struct Shutdown;
 pub struct StandInActor {
     pub(crate) logic: StandIn,
     pub(crate) pipelines: HashMap<u64, Addr<PipelineActor>>,
+    /// With `--streams`: each peer's streams, tried before its pipeline.
+    pub(crate) streams: HashMap<u64, PeerStreams>,
     pub(crate) counts: Arc<Mutex<Counts>>,
     pub(crate) stats_every: Option<Duration>,
     pub(crate) events: Events,
@@ -98,12 +101,17 @@ impl Handler<Inbound> for StandInActor {
             if reply.reject && reply.msg_type() == Some(MessageType::MsgAppResp) {
                 counts.rejected_appends += 1;
             }
-            match self.pipelines.get(&reply.to) {
-                Some(pipeline) => {
-                    *counts.outbound.entry(type_name(reply.r#type)).or_default() += 1;
-                    pipeline.do_send(Envelope(reply));
-                }
-                None => warn!("no pipeline to {}", Id(reply.to)),
+            let Some(pipeline) = self.pipelines.get(&reply.to) else {
+                warn!("no pipeline to {}", Id(reply.to));
+                continue;
+            };
+            *counts.outbound.entry(type_name(reply.r#type)).or_default() += 1;
+            let by_pipeline = match self.streams.get(&reply.to) {
+                Some(streams) => streams.send(reply),
+                None => Some(reply),
+            };
+            if let Some(reply) = by_pipeline {
+                pipeline.do_send(Envelope(reply));
             }
         }
         Ok(())
@@ -153,6 +161,9 @@ impl Handler<Shutdown> for StandInActor {
     type Result = ResponseFuture<Vec<(Id, PipelineStats)>>;
 
     fn handle(&mut self, _: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        for (_, streams) in self.streams.drain() {
+            streams.stop();
+        }
         let pipelines: Vec<_> = self.pipelines.drain().collect();
         Box::pin(async move {
             let mut stats = Vec::new();

@@ -25,7 +25,8 @@
 //!
 //! It serves etcd's peer routes besides `/raft`: `/raft/probing`,
 //! `/version`, `/members`, and 404 for `/raft/stream/*`, so etcd keeps to
-//! the pipeline. Ids are derived from `--initial-cluster` and
+//! the pipeline; with `--streams` it serves and dials etcd's streams
+//! instead ([`streams`]), and sends each reply as etcd's `peer.pick` does. Ids are derived from `--initial-cluster` and
 //! `--initial-cluster-token` exactly as etcd derives them.
 //!
 //! ```text
@@ -70,6 +71,7 @@ mod snapshot_requests;
 mod sockets;
 mod standin;
 mod stats;
+mod streams;
 
 use std::io;
 use std::sync::{Arc, Mutex};

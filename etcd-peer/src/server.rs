@@ -17,7 +17,9 @@ use rafthttp_pipeline::membership::{InitialCluster, Member};
 use rafthttp_pipeline::receiver::SnapshotConfig;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
 use rafthttp_pipeline::LocalMember;
-use rafthttp_pipeline::{Id, PipelineActor, PipelineConfig, PipelineStats, Recipients};
+use rafthttp_pipeline::{
+    Id, PipelineActor, PipelineConfig, PipelineStats, Recipients, StreamRoutes, StreamWriters,
+};
 use serde_json::json;
 
 use crate::actor::{Shutdown, StandInActor};
@@ -28,6 +30,7 @@ use crate::sinks::StandInSink;
 use crate::snapshot_requests::{snapshot_request, PeerSocket, SnapshotRequests};
 use crate::standin::StandIn;
 use crate::stats::Counts;
+use crate::streams::PeerStreams;
 
 /// A running stand-in: its HTTP server and its actor.
 pub struct Running {
@@ -72,10 +75,21 @@ pub fn start_on(
         let pipeline = PipelineActor::start(config, recipients).map_err(io::Error::other)?;
         pipelines.insert(peer.id.0, pipeline);
     }
+    let table = StreamWriters::default();
+    let mut streams = HashMap::new();
+    if flags.streams {
+        info!("serving and dialling etcd's streams");
+        for peer in &peers {
+            let peer_streams = PeerStreams::start(&local, peer, &table, &addr);
+            streams.insert(peer.id.0, peer_streams);
+        }
+    }
+    let stream_routes = flags.streams.then(|| StreamRoutes::new(&local, table));
     let peer_ids: Vec<Id> = peers.iter().map(|p| p.id).collect();
     let actor = ctx.run(StandInActor {
         logic: StandIn::new(me.id, &peer_ids, !flags.no_append_ack),
         pipelines,
+        streams,
         counts,
         stats_every: flags.stats_every,
         events,
@@ -116,8 +130,11 @@ pub fn start_on(
     });
     let mut server = HttpServer::new(move || {
         let requests = requests.clone();
-        App::new()
-            .app_data(members.clone())
+        let app = match &stream_routes {
+            Some(routes) => App::new().configure(rafthttp_pipeline::stream_routes(routes.clone())),
+            None => App::new(),
+        };
+        app.app_data(members.clone())
             .wrap_fn(move |mut req, srv| {
                 let attempt = snapshot_request(&requests, &mut req);
                 let started = Instant::now();

@@ -1,9 +1,14 @@
-//! etcd's streams with a real etcd 3.4.23: our member, started with the
-//! library's `MemberBuilder` and streams on, is a peer in etcd's initial
-//! cluster. etcd dials our stream endpoints and we dial etcd's; etcd logs
-//! `established TCP streaming connection with remote peer` for its two
-//! readers and its two writers, and etcd's campaign messages reach our raft
-//! actor by stream.
+//! etcd's streams with a real etcd 3.4.23.
+//!
+//! - Our member, started with the library's `MemberBuilder` and streams on,
+//!   is a peer in etcd's initial cluster. etcd dials our stream endpoints
+//!   and we dial etcd's; etcd logs `established TCP streaming connection
+//!   with remote peer` for its two readers and its two writers, and etcd's
+//!   campaign messages reach our raft actor by stream.
+//! - etcd and the `etcd-peer` stand-in with `--streams` form a cluster: all
+//!   four streams come up, writes commit, and no append is rejected (the
+//!   leader's MsgApps arrive in order on the msgappv2 stream). Killing
+//!   etcd and starting it again brings all four streams back.
 
 mod support;
 
@@ -15,7 +20,8 @@ use rafthttp_pipeline::transport::{AddPeer, MemberBuilder, RaftRecipients, Trans
 use rafthttp_pipeline::{Inbound, ProcessError, ReportSnapshot, ReportUnreachable};
 use tokio::sync::watch;
 
-use support::etcd::{etcd_available, free_port, loopback_url, Etcd, EtcdConfig};
+use support::etcd::{etcd_available, free_port, loopback_url, Etcd, EtcdConfig, TempDir};
+use support::peer::Peer;
 
 /// How long etcd may take to establish its streams.
 const WAIT: Duration = Duration::from_secs(20);
@@ -74,6 +80,38 @@ fn established(log: &str, remote: &str) -> Vec<(String, String)> {
     found
 }
 
+/// The four streams etcd reports, as [`established`] lists them.
+fn all_four() -> Vec<(String, String)> {
+    let mut want: Vec<(String, String)> = [
+        ("reader", "stream MsgApp v2"),
+        ("reader", "stream Message"),
+        ("writer", "stream MsgApp v2"),
+        ("writer", "stream Message"),
+    ]
+    .iter()
+    .map(|(k, t)| (k.to_string(), t.to_string()))
+    .collect();
+    want.sort();
+    want
+}
+
+/// Waits until etcd's log shows all four streams with `remote` up.
+fn wait_all_four(etcd: &Etcd, remote: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let found = established(&etcd.log(), remote);
+        if found == all_four() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcd established only {found:?}; log tail:\n{}",
+            etcd.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[actix_rt::test]
 async fn etcd_establishes_all_four_streams_with_our_member() {
     if !etcd_available() {
@@ -109,26 +147,12 @@ async fn etcd_establishes_all_four_streams_with_our_member() {
         .await
         .expect("start thread")
         .expect("etcd starts");
-    let mut want: Vec<(String, String)> = [
-        ("reader", "stream MsgApp v2"),
-        ("reader", "stream Message"),
-        ("writer", "stream MsgApp v2"),
-        ("writer", "stream Message"),
-    ]
-    .iter()
-    .map(|(k, t)| (k.to_string(), t.to_string()))
-    .collect();
-    want.sort();
-    let deadline = Instant::now() + WAIT;
     let ours = me.to_string();
-    loop {
-        let found = established(&etcd.log(), &ours);
-        if found == want {
-            break;
-        }
+    let deadline = Instant::now() + WAIT;
+    while established(&etcd.log(), &ours) != all_four() {
         assert!(
             Instant::now() < deadline,
-            "etcd established only {found:?}; log tail:\n{}",
+            "etcd log tail:\n{}",
             etcd.log_tail(30)
         );
         actix_rt::time::sleep(Duration::from_millis(50)).await;
@@ -143,4 +167,61 @@ async fn etcd_establishes_all_four_streams_with_our_member() {
         etcd.log_tail(30)
     );
     member.stop().await;
+}
+
+#[test]
+fn etcd_and_the_stand_in_commit_writes_over_streams_and_reconnect() {
+    if !etcd_available() {
+        return;
+    }
+    let dir = TempDir::new("rafthttp-etcd-streams").expect("temp dir");
+    let our_url = loopback_url(free_port());
+    let config = EtcdConfig::new("etcd-s", "tok-s")
+        .member("rust-peer", &our_url)
+        .fast_timers();
+    let args: Vec<String> = [
+        "--name",
+        "rust-peer",
+        "--initial-cluster",
+        &config.initial_cluster(),
+        "--initial-cluster-token",
+        "tok-s",
+        "--listen-peer-urls",
+        &our_url,
+        "--streams",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut standin = Peer::spawn("rust-peer", &args, dir.path());
+    standin
+        .try_wait_for(WAIT, |e| e["event"] == "up")
+        .unwrap_or_else(|e| panic!("stand-in: {e}\n{}", standin.log_tail(10)));
+    let ours = standin.identity()["member_id"]
+        .as_str()
+        .expect("our id")
+        .to_owned();
+    let mut etcd = Etcd::start(config.clone()).expect("etcd starts");
+    wait_all_four(&etcd, &ours);
+    etcd.wait_healthy(WAIT).expect("a leader, with our vote");
+    for i in 0..100 {
+        let out = etcd.etcdctl(&["put", &format!("k{i}"), "v"], Duration::from_secs(5));
+        assert!(
+            out.status.success(),
+            "put {i}: {out:?}\n{}",
+            etcd.log_tail(20)
+        );
+    }
+    let counts = standin.counts(WAIT);
+    assert!(
+        counts["in"]["MsgApp"].as_u64().unwrap_or(0) >= 100,
+        "{counts}"
+    );
+    assert_eq!(counts["rejected_appends"], 0, "MsgApps in order: {counts}");
+
+    // etcd goes away and comes back: the streams come back too.
+    etcd.terminate(WAIT).expect("etcd stops");
+    drop(etcd);
+    let etcd = Etcd::start(config).expect("etcd starts again");
+    wait_all_four(&etcd, &ours);
 }
