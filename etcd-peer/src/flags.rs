@@ -237,10 +237,11 @@ mod tests {
         let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         let f = Flags::parse(args(
             "--name p --initial-cluster=e=http://127.0.0.1:1,p=http://127.0.0.1:2 \
-             -initial-cluster-token tok --no-append-ack --stats-every 0.5",
+             -initial-cluster-token tok --no-append-ack --stats-every 0.5 --streams",
         ))
         .unwrap();
         assert_eq!(f.name, "p");
+        assert!(f.streams);
         assert_eq!(f.initial_cluster_token, "tok");
         assert!(f.no_append_ack);
         assert_eq!(f.stats_every, Some(Duration::from_millis(500)));
