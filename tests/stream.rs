@@ -487,3 +487,40 @@ async fn a_full_queue_and_a_broken_stream_report_every_message_they_held() {
     assert!(lost.count() >= held, "every queued message is reported");
     a.wait_working(StreamType::MsgAppV2, false).await;
 }
+
+// etcd's reader activates the peer when a stream is established and
+// deactivates it when a stream fails (`stream.go:420-440`): here a stream
+// that falls silent past the read timeout.
+#[actix_rt::test]
+async fn a_reader_tells_the_peer_status() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let b = Recording::start();
+    let status = b.peer_status();
+    let (_reader, _) = reader(&b, &url, StreamType::Message, |mut c| {
+        c.read_timeout = Duration::from_millis(300);
+        c.status = Some(status);
+        c
+    });
+    let (mut conn, _) = tokio::time::timeout(WAIT, listener.accept())
+        .await
+        .expect("the reader dials")
+        .expect("accept");
+    read_request(&mut conn).await;
+    let head = b"HTTP/1.1 200 OK\r\nX-Server-Version: 3.4.23\r\nTransfer-Encoding: chunked\r\n\r\n";
+    conn.write_all(head).await.expect("answer");
+    let events = b
+        .wait_until("active, then inactive", |e| {
+            support::status_changes(e) == [true, false]
+        })
+        .await;
+    let inactive = events.iter().find_map(|e| match e {
+        support::Event::Status(c) if !c.active => c.reason.clone(),
+        _ => None,
+    });
+    let reason = inactive.expect("a reason");
+    assert!(
+        reason.starts_with("failed to read 1 on stream Message (i/o timeout"),
+        "{reason}"
+    );
+}

@@ -156,6 +156,13 @@ async fn pair() -> (Running, Running) {
 #[actix_rt::test]
 async fn test_send_message() {
     let (one, two) = pair().await;
+    let active = one
+        .member
+        .transport()
+        .send(ActiveSince(Id(2)))
+        .await
+        .unwrap();
+    assert!(active.is_some(), "peer 2 is active once its streams are up");
     let before = two.seen.borrow().got.len();
     let mut snap = message(MessageType::MsgSnap, 3);
     snap.snapshot.data = Some(bytes::Bytes::from_static(b"some data"));

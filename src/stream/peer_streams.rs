@@ -14,7 +14,7 @@ use super::stream_type::StreamType;
 use super::writer::{StopStream, StreamSend, StreamWriterActor};
 use crate::id::Id;
 use crate::local_member::LocalMember;
-use crate::messages::{Inbound, ReportUnreachable};
+use crate::messages::{Inbound, PeerStatusChanged, ReportUnreachable};
 use crate::peer_url::PeerUrl;
 use crate::raftpb::Message;
 
@@ -40,6 +40,8 @@ pub(crate) struct StreamPeer<'a> {
     pub(crate) inbound: Recipient<Inbound>,
     /// Where the writers report what they could not deliver.
     pub(crate) unreachable: Recipient<ReportUnreachable>,
+    /// Where the readers tell the peer's status.
+    pub(crate) status: Recipient<PeerStatusChanged>,
 }
 
 /// One peer's stream writers and readers.
@@ -68,13 +70,14 @@ impl PeerStreams {
             StreamType::ALL
                 .into_iter()
                 .map(|kind| {
-                    let config = StreamReaderConfig::new(
+                    let mut config = StreamReaderConfig::new(
                         p.local,
                         p.peer,
                         url.clone(),
                         kind,
                         p.inbound.clone(),
                     );
+                    config.status = Some(p.status.clone());
                     StreamReaderActor::new(config).start()
                 })
                 .collect()

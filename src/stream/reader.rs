@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::clock::{sleep, timeout, Instant};
 use actix::prelude::*;
@@ -30,7 +30,7 @@ use crate::config::DIAL_TIMEOUT;
 use crate::error::{Error, TransportError};
 use crate::id::Id;
 use crate::local_member::LocalMember;
-use crate::messages::Inbound;
+use crate::messages::{Inbound, PeerStatusChanged};
 use crate::peer_url::PeerUrl;
 use crate::raftpb::Message;
 use crate::sender::http_client;
@@ -62,6 +62,11 @@ pub struct StreamReaderConfig {
     pub read_timeout: Duration,
     /// The user's raft actor, which gets every message.
     pub raft: Recipient<Inbound>,
+    /// Where the peer's status goes (default none): active when a stream
+    /// is established, inactive when one fails (etcd's `status.activate`
+    /// and `deactivate`, `stream.go:420-440`). A clean end or a stop
+    /// changes nothing, as in etcd.
+    pub status: Option<Recipient<PeerStatusChanged>>,
 }
 
 impl StreamReaderConfig {
@@ -81,6 +86,7 @@ impl StreamReaderConfig {
             limit: READ_BYTES_LIMIT,
             read_timeout: CONN_READ_TIMEOUT,
             raft,
+            status: None,
         }
     }
 }
@@ -179,15 +185,35 @@ async fn run(config: Arc<StreamReaderConfig>, status: Arc<StreamReaderStatus>) {
                 log::info!(
                     "established TCP streaming connection with remote peer {peer} ({kind} reader)"
                 );
+                tell(&config, None);
                 let end = read(&config, body).await;
                 status.active.store(false, Ordering::Release);
                 log::warn!(
                     "lost TCP streaming connection with remote peer {peer} ({kind} reader): {end}"
                 );
+                if !matches!(end, StreamEnd::Decode(super::StreamDecodeError::Eof)) {
+                    tell(
+                        &config,
+                        Some(format!("failed to read {peer} on {kind} ({end})")),
+                    );
+                }
             }
             Ok(Dialled::Unsupported) => status.unsupported.store(true, Ordering::Release),
             Err(e) => log::debug!("failed to dial {peer} on {kind} ({e})"),
         }
+    }
+}
+
+/// Tells the status recipient, if any, that the peer is active (`None`)
+/// or inactive for `reason`.
+fn tell(config: &StreamReaderConfig, reason: Option<String>) {
+    if let Some(status) = &config.status {
+        status.do_send(PeerStatusChanged {
+            peer: config.peer,
+            active: reason.is_none(),
+            since: reason.is_none().then(SystemTime::now),
+            reason,
+        });
     }
 }
 

@@ -16,7 +16,9 @@ use super::refusal::refuse;
 use super::status_tap::{StatusTap, TappedStatus};
 use crate::error::Error;
 use crate::id::Id;
-use crate::messages::{Dropped, Envelope, GetStats, SendSnapshot, Stop, UpdateUrls};
+use crate::messages::{
+    Dropped, Envelope, GetStats, PeerStatusChanged, SendSnapshot, Stop, UpdateUrls,
+};
 use crate::pipeline::PipelineActor;
 use crate::raftpb::Message as RaftMessage;
 use crate::stats::PipelineStats;
@@ -31,6 +33,9 @@ struct PeerPipeline {
     active_since: Option<SystemTime>,
     /// The peer's streams, when the transport has them (never a remote's).
     streams: Option<PeerStreams>,
+    /// Where this generation's status changes go (the pipeline's, and the
+    /// stream readers').
+    status: Recipient<PeerStatusChanged>,
 }
 
 /// A member's transport: one [`PipelineActor`] per peer, messages routed
@@ -105,19 +110,25 @@ impl Transport {
         self.generations += 1;
         let generation = self.generations;
         let tap = StatusTap::start(generation, ctx.address().downgrade());
-        let recipients = self.recipients.for_pipeline(tap.recipient());
+        let recipients = self.recipients.for_pipeline(tap.clone().recipient());
         let pipeline = PipelineActor::start(self.config.peer_config(id, urls), recipients)?;
         Ok(PeerPipeline {
             pipeline,
             generation,
             active_since: None,
             streams: None,
+            status: tap.recipient(),
         })
     }
 
     /// A peer's streams, when streams are on and raft takes inbound
     /// messages.
-    fn start_streams(&self, id: Id, urls: &[String]) -> Option<PeerStreams> {
+    fn start_streams(
+        &self,
+        id: Id,
+        urls: &[String],
+        status: Recipient<PeerStatusChanged>,
+    ) -> Option<PeerStreams> {
         let table = self.config.streams.as_ref()?;
         let inbound = self.recipients.inbound.clone()?;
         Some(PeerStreams::start(StreamPeer {
@@ -127,6 +138,7 @@ impl Transport {
             table,
             inbound,
             unreachable: self.recipients.unreachable.clone(),
+            status,
         }))
     }
 
@@ -175,6 +187,11 @@ impl Transport {
         let Some(entry) = current.filter(|e| e.generation == generation) else {
             return;
         };
+        // The pipeline and the stream readers share one status, as in
+        // etcd: pass on transitions only.
+        if entry.active_since.is_some() == change.active {
+            return;
+        }
         entry.active_since = change.since.filter(|_| change.active);
         if let Some(recipient) = &self.recipients.peer_status {
             recipient.do_send(change);
@@ -232,7 +249,7 @@ impl Handler<AddPeer> for Transport {
             return Ok(());
         }
         let mut entry = self.start_pipeline(id, urls.clone(), ctx)?;
-        entry.streams = self.start_streams(id, &urls);
+        entry.streams = self.start_streams(id, &urls, entry.status.clone());
         self.peers.insert(id, entry);
         if let Some(remote) = self.remotes.remove(&id) {
             ctx.spawn(
