@@ -131,23 +131,30 @@ fn app(index: u64) -> Message {
     }
 }
 
+/// Sends probes of `kind` from `from` to `to` until one arrives by stream.
+async fn until_by_stream(from: &Running, to: &Running, kind: MessageType) {
+    loop {
+        let mut probe = message(kind, 0);
+        probe.from = from.member.id().0;
+        probe.to = to.member.id().0;
+        from.send(vec![probe]);
+        let n = to.seen.borrow().got.len() + 1;
+        let seen = to.wait("a probe", |s| s.got.len() >= n).await;
+        if seen.got.last().is_some_and(|g| g.by_stream) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Two members that know each other, with both streams from 1 to 2 up:
 /// heartbeats are sent until one arrives by stream, and then a MsgApp.
 async fn pair() -> (Running, Running) {
     let (one, two) = (Running::start(1), Running::start(2));
     one.add(&two).await;
     two.add(&one).await;
-    for kind in [MessageType::MsgHeartbeat, MessageType::MsgApp] {
-        loop {
-            one.send(vec![message(kind, 0)]);
-            let n = two.seen.borrow().got.len() + 1;
-            let seen = two.wait("a probe", |s| s.got.len() >= n).await;
-            if seen.got.last().is_some_and(|g| g.by_stream) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
+    until_by_stream(&one, &two, MessageType::MsgHeartbeat).await;
+    until_by_stream(&one, &two, MessageType::MsgApp).await;
     (one, two)
 }
 
@@ -207,4 +214,39 @@ async fn ten_thousand_msgapps_between_members_arrive_in_order() {
         assert!(g.by_stream, "MsgApp {i} by stream");
     }
     assert_eq!(one.seen.borrow().unreachable, 0);
+}
+
+// etcd's UpdatePeer moves the stream readers too: member 1 first knows a
+// dead URL for 2, so nothing from 2 comes to 1 by stream; once 1 learns
+// 2's real URL, its readers dial it and 2's messages arrive by stream.
+#[actix_rt::test]
+async fn update_peer_moves_the_stream_readers() {
+    let (one, two) = (Running::start(1), Running::start(2));
+    let dead = AddPeer {
+        id: Id(2),
+        urls: vec!["http://127.0.0.1:1".into()],
+    };
+    one.member
+        .transport()
+        .send(dead)
+        .await
+        .unwrap()
+        .expect("valid peer");
+    two.add(&one).await;
+    let mut probe = message(MessageType::MsgHeartbeat, 0);
+    (probe.from, probe.to) = (2, 1);
+    two.send(vec![probe]);
+    let seen = one.wait("a heartbeat from 2", |s| !s.got.is_empty()).await;
+    assert!(!seen.got[0].by_stream, "no stream while 1 dials a dead URL");
+    let update = UpdatePeer {
+        id: Id(2),
+        urls: vec![two.member.urls()[0].clone()],
+    };
+    one.member
+        .transport()
+        .send(update)
+        .await
+        .unwrap()
+        .expect("updated");
+    until_by_stream(&two, &one, MessageType::MsgHeartbeat).await;
 }

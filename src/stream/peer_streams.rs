@@ -44,6 +44,32 @@ pub(crate) struct StreamPeer<'a> {
     pub(crate) status: Recipient<PeerStatusChanged>,
 }
 
+/// What every reader of a peer is started with, kept to start them again
+/// on new URLs.
+#[derive(Debug)]
+struct Readers {
+    local: LocalMember,
+    inbound: Recipient<Inbound>,
+    status: Recipient<PeerStatusChanged>,
+}
+
+impl Readers {
+    /// A reader of each type dialling the first valid URL of `urls`; none
+    /// when no URL is valid.
+    fn start(&self, peer: Id, urls: &[String]) -> Vec<Addr<StreamReaderActor>> {
+        let Some(url) = urls.iter().find_map(|u| PeerUrl::parse(u).ok()) else {
+            return Vec::new();
+        };
+        let reader = |kind| {
+            let inbound = self.inbound.clone();
+            let mut config = StreamReaderConfig::new(&self.local, peer, url.clone(), kind, inbound);
+            config.status = Some(self.status.clone());
+            StreamReaderActor::new(config).start()
+        };
+        StreamType::ALL.into_iter().map(reader).collect()
+    }
+}
+
 /// One peer's stream writers and readers.
 #[derive(Debug)]
 pub(crate) struct PeerStreams {
@@ -51,6 +77,7 @@ pub(crate) struct PeerStreams {
     table: StreamWriters,
     msgapp: Writer,
     message: Writer,
+    with: Readers,
     readers: Vec<Addr<StreamReaderActor>>,
 }
 
@@ -65,30 +92,29 @@ impl PeerStreams {
             p.table.insert(p.peer, kind, addr.clone());
             Writer { addr, working }
         };
-        let url = p.urls.iter().find_map(|u| PeerUrl::parse(u).ok());
-        let readers = url.map_or_else(Vec::new, |url| {
-            StreamType::ALL
-                .into_iter()
-                .map(|kind| {
-                    let mut config = StreamReaderConfig::new(
-                        p.local,
-                        p.peer,
-                        url.clone(),
-                        kind,
-                        p.inbound.clone(),
-                    );
-                    config.status = Some(p.status.clone());
-                    StreamReaderActor::new(config).start()
-                })
-                .collect()
-        });
+        let with = Readers {
+            local: p.local.clone(),
+            inbound: p.inbound,
+            status: p.status,
+        };
+        let readers = with.start(p.peer, p.urls);
         PeerStreams {
             peer: p.peer,
             table: p.table.clone(),
             msgapp: writer(StreamType::MsgAppV2),
             message: writer(StreamType::Message),
+            with,
             readers,
         }
+    }
+
+    /// The peer moved (etcd's `UpdatePeer`): its readers dial the first
+    /// valid URL of `urls` from now on.
+    pub(crate) fn update_urls(&mut self, urls: &[String]) {
+        for reader in self.readers.drain(..) {
+            reader.do_send(StopStream);
+        }
+        self.readers = self.with.start(self.peer, urls);
     }
 
     /// Sends `message` on a stream when etcd's `peer.pick` says so; gives

@@ -19,6 +19,7 @@ use crate::id::Id;
 use crate::messages::{
     Dropped, Envelope, GetStats, PeerStatusChanged, SendSnapshot, Stop, UpdateUrls,
 };
+use crate::peer_url::PeerUrl;
 use crate::pipeline::PipelineActor;
 use crate::raftpb::Message as RaftMessage;
 use crate::stats::PipelineStats;
@@ -301,9 +302,13 @@ impl Handler<UpdatePeer> for Transport {
         UpdatePeer { id, urls }: UpdatePeer,
         _: &mut Context<Self>,
     ) -> Self::Result {
-        let Some(entry) = self.peers.get(&id) else {
+        let Some(entry) = self.peers.get_mut(&id) else {
             return Box::pin(async move { Err(PeerError::UnknownPeer(id)) });
         };
+        let valid = urls.iter().all(|u| PeerUrl::parse(u).is_ok());
+        if let Some(streams) = entry.streams.as_mut().filter(|_| valid) {
+            streams.update_urls(&urls);
+        }
         let pipeline = entry.pipeline.clone();
         Box::pin(async move {
             let answer = pipeline.send(UpdateUrls(urls)).await;
