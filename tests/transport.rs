@@ -95,7 +95,7 @@ struct Running {
 
 impl Running {
     fn start(id: u64) -> Running {
-        Running::start_with(MemberBuilder::new(Id(id), CLUSTER))
+        Running::start_with(MemberBuilder::new(LocalMember::new(Id(id), CLUSTER)))
     }
 
     fn start_with(builder: MemberBuilder) -> Running {
@@ -129,7 +129,7 @@ impl Running {
 
     async fn add(&self, peer: &Running) {
         let add = AddPeer {
-            id: peer.member.id(),
+            id: peer.member.local().id,
             urls: vec![peer.url()],
         };
         self.transport()
@@ -331,7 +331,7 @@ async fn a_snapshot_read_from_a_reader_streams_to_the_peers_sink() {
     let dir = std::env::temp_dir().join(format!("transport-snap-{}", std::process::id()));
     let sink = receiver::DirSink::new(&dir);
     let b = Running::start_with(
-        MemberBuilder::new(Id(2), CLUSTER)
+        MemberBuilder::new(LocalMember::new(Id(2), CLUSTER))
             .receiver(move |c| c.snapshots(receiver::SnapshotConfig::new().sink(sink))),
     );
     let a = Running::start(1);
@@ -541,7 +541,7 @@ impl Handler<ReportSnapshot> for Stuck {
 #[actix_rt::test]
 async fn a_member_stops_its_transport_then_its_server_within_the_shutdown_timeout() {
     let (got, mut got_rx) = watch::channel(false);
-    let stuck = MemberBuilder::new(Id(2), CLUSTER)
+    let stuck = MemberBuilder::new(LocalMember::new(Id(2), CLUSTER))
         .workers(1)
         .shutdown_timeout(Duration::from_millis(500))
         .start(|_| RaftRecipients::new(Stuck { got }.start()))

@@ -68,7 +68,7 @@ struct Running {
 impl Running {
     fn start(id: u64) -> Running {
         let (tx, seen) = watch::channel(Seen::default());
-        let member = MemberBuilder::new(Id(id), CLUSTER)
+        let member = MemberBuilder::new(LocalMember::new(Id(id), CLUSTER))
             .workers(1)
             .transport(TransportConfig::with_streams)
             .start(|_| RaftRecipients::new(Node { seen: tx }.start()))
@@ -78,7 +78,7 @@ impl Running {
 
     async fn add(&self, peer: &Running) {
         let add = AddPeer {
-            id: peer.member.id(),
+            id: peer.member.local().id,
             urls: vec![peer.member.urls()[0].clone()],
         };
         self.member
@@ -135,8 +135,8 @@ fn app(index: u64) -> Message {
 async fn until_by_stream(from: &Running, to: &Running, kind: MessageType) {
     loop {
         let mut probe = message(kind, 0);
-        probe.from = from.member.id().0;
-        probe.to = to.member.id().0;
+        probe.from = from.member.local().id.0;
+        probe.to = to.member.local().id.0;
         from.send(vec![probe]);
         let n = to.seen.borrow().got.len() + 1;
         let seen = to.wait("a probe", |s| s.got.len() >= n).await;

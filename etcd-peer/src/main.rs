@@ -3,7 +3,7 @@
 //! raft log, which is what raft needs to decide whether an append fits.
 //!
 //! It answers etcd's raft messages as a raft follower would, with every
-//! message in both directions carried by [`PipelineActor`] (out) and the
+//! message in both directions carried by the [`Transport`] (out, one pipeline per peer) and the
 //! [`receiver`] (in):
 //!
 //! - it grants `MsgVote` and `MsgPreVote` (once per term for `MsgVote`);
@@ -26,7 +26,8 @@
 //! It serves etcd's peer routes besides `/raft`: `/raft/probing`,
 //! `/version`, `/members`, and 404 for `/raft/stream/*`, so etcd keeps to
 //! the pipeline; with `--streams` it serves and dials etcd's streams
-//! instead ([`streams`]), and sends each reply as etcd's `peer.pick` does. Ids are derived from `--initial-cluster` and
+//! instead (the transport's [`TransportConfig::with_streams`]), and sends
+//! each reply as etcd's `peer.pick` does. Ids are derived from `--initial-cluster` and
 //! `--initial-cluster-token` exactly as etcd derives them.
 //!
 //! ```text
@@ -57,8 +58,9 @@
 //! ([`actor`], [`members`], [`sockets`], [`server`]). The tests under
 //! `tests/` run this binary beside a real etcd.
 //!
-//! [`PipelineActor`]: rafthttp_pipeline::PipelineActor
+//! [`Transport`]: rafthttp_pipeline::Transport
 //! [`receiver`]: rafthttp_pipeline::receiver
+//! [`TransportConfig::with_streams`]: rafthttp_pipeline::TransportConfig::with_streams
 
 mod actor;
 mod events;
@@ -71,7 +73,6 @@ mod snapshot_requests;
 mod sockets;
 mod standin;
 mod stats;
-mod streams;
 
 use std::io;
 use std::sync::{Arc, Mutex};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use rafthttp_pipeline::membership::InitialCluster;
 use rafthttp_pipeline::transport::{AddPeer, MemberBuilder, RaftRecipients, TransportConfig};
-use rafthttp_pipeline::{Inbound, ProcessError, ReportSnapshot, ReportUnreachable};
+use rafthttp_pipeline::{Inbound, LocalMember, ProcessError, ReportSnapshot, ReportUnreachable};
 use tokio::sync::watch;
 
 use support::etcd::{etcd_available, free_port, loopback_url, Etcd, EtcdConfig, TempDir};
@@ -125,7 +125,7 @@ async fn etcd_establishes_all_four_streams_with_our_member() {
     let etcd_id = cluster.member("etcd").expect("etcd").id;
 
     let (by_stream, seen) = watch::channel(0usize);
-    let member = MemberBuilder::new(me, cluster.cluster_id)
+    let member = MemberBuilder::new(LocalMember::new(me, cluster.cluster_id))
         .bind(([127, 0, 0, 1], our_port))
         .workers(1)
         .receiver(|r| r.serve_version(true))

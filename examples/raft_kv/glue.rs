@@ -12,7 +12,7 @@ use rafthttp_pipeline::raft_rs;
 use rafthttp_pipeline::receiver::{DirSink, SnapshotConfig};
 use rafthttp_pipeline::transport::{AddPeer, Member, MemberBuilder, RaftRecipients, RemovePeer};
 use rafthttp_pipeline::{
-    Id, Inbound, ProcessError, ReportSnapshot, ReportUnreachable, SnapshotStatus,
+    Id, Inbound, LocalMember, ProcessError, ReportSnapshot, ReportUnreachable, SnapshotStatus,
 };
 
 use crate::node::{self, Node};
@@ -25,7 +25,7 @@ pub const CLUSTER: Id = Id(0x6b76);
 pub fn start_member(id: u64, voters: &[u64], dir: &Path) -> io::Result<Member<Node>> {
     let raw = node::raw_node(id, voters).map_err(io::Error::other)?;
     let sink = DirSink::new(dir);
-    MemberBuilder::new(Id(id), CLUSTER)
+    MemberBuilder::new(LocalMember::new(Id(id), CLUSTER))
         .bind(([127, 0, 0, 1], 0))
         .workers(1)
         .receiver(move |c| c.snapshots(SnapshotConfig::new().sink(sink)))

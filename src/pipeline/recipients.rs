@@ -4,16 +4,22 @@
 use actix::prelude::*;
 
 use crate::id::Id;
-use crate::messages::{CriticalError, PeerStatusChanged, ReportSnapshot, ReportUnreachable};
+use crate::messages::{
+    CriticalError, Inbound, PeerStatusChanged, ReportSnapshot, ReportUnreachable,
+};
 use crate::peer::Report;
 
-/// Where the pipeline sends its raft callbacks and notifications.
+/// Where a pipeline, or a [`Transport`](crate::Transport) for all its
+/// pipelines, sends its raft callbacks and notifications.
 #[derive(Clone)]
 pub struct Recipients {
-    unreachable: Recipient<ReportUnreachable>,
-    snapshot: Recipient<ReportSnapshot>,
-    peer_status: Option<Recipient<PeerStatusChanged>>,
-    critical_errors: Option<Recipient<CriticalError>>,
+    pub(crate) unreachable: Recipient<ReportUnreachable>,
+    pub(crate) snapshot: Recipient<ReportSnapshot>,
+    pub(crate) peer_status: Option<Recipient<PeerStatusChanged>>,
+    pub(crate) critical_errors: Option<Recipient<CriticalError>>,
+    /// The raft actor that stream readers deliver to (a transport with
+    /// streams needs it; a pipeline never uses it).
+    pub(crate) inbound: Option<Recipient<Inbound>>,
 }
 
 impl Recipients {
@@ -28,6 +34,7 @@ impl Recipients {
             snapshot,
             peer_status: None,
             critical_errors: None,
+            inbound: None,
         }
     }
 
@@ -51,6 +58,23 @@ impl Recipients {
     pub fn critical_errors(mut self, recipient: Recipient<CriticalError>) -> Self {
         self.critical_errors = Some(recipient);
         self
+    }
+
+    /// Where a transport's stream readers deliver what they read (etcd's
+    /// streams, [`TransportConfig::with_streams`](crate::TransportConfig::with_streams));
+    /// without it, a transport with streams dials none.
+    pub fn inbound(mut self, recipient: Recipient<Inbound>) -> Self {
+        self.inbound = Some(recipient);
+        self
+    }
+
+    /// The same recipients, with status changes sent to `status` instead
+    /// (the transport's tap, which keeps `ActiveSince` and forwards them).
+    pub(crate) fn with_status_tap(&self, status: Recipient<PeerStatusChanged>) -> Recipients {
+        Recipients {
+            peer_status: Some(status),
+            ..self.clone()
+        }
     }
 
     /// Carries out `report` about `peer`: logs it when it is a log line,

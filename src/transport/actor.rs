@@ -11,7 +11,6 @@ use futures::future::{join_all, BoxFuture, FutureExt};
 use super::config::TransportConfig;
 use super::error::{member_not_found, PeerError};
 use super::messages::*;
-use super::recipients::TransportRecipients;
 use super::refusal::refuse;
 use super::status_tap::{StatusTap, TappedStatus};
 use crate::error::Error;
@@ -21,6 +20,7 @@ use crate::messages::{
 };
 use crate::peer_url::PeerUrl;
 use crate::pipeline::PipelineActor;
+use crate::pipeline::Recipients;
 use crate::raftpb::Message as RaftMessage;
 use crate::stats::PipelineStats;
 use crate::stream::{PeerStreams, StreamPeer};
@@ -43,7 +43,7 @@ struct PeerPipeline {
 /// by `to`. See the [module docs](super).
 pub struct Transport {
     config: TransportConfig,
-    recipients: TransportRecipients,
+    recipients: Recipients,
     peers: HashMap<Id, PeerPipeline>,
     remotes: HashMap<Id, PeerPipeline>,
     generations: u64,
@@ -66,7 +66,7 @@ impl std::fmt::Debug for Transport {
 impl Transport {
     /// A transport with no peers yet; start it with [`Actor::start`] or
     /// [`Transport::start`].
-    pub fn new(config: TransportConfig, recipients: TransportRecipients) -> Self {
+    pub fn new(config: TransportConfig, recipients: Recipients) -> Self {
         Transport {
             config,
             recipients,
@@ -79,7 +79,7 @@ impl Transport {
 
     /// Starts a transport on the current arbiter; the pipelines it starts
     /// run there too.
-    pub fn start(config: TransportConfig, recipients: TransportRecipients) -> Addr<Self> {
+    pub fn start(config: TransportConfig, recipients: Recipients) -> Addr<Self> {
         Actor::start(Transport::new(config, recipients))
     }
 
@@ -90,7 +90,7 @@ impl Transport {
     /// transport reports to raft" without `Actor::create` in user code.
     pub fn start_with<T>(
         config: TransportConfig,
-        wire: impl FnOnce(Addr<Self>) -> (TransportRecipients, T),
+        wire: impl FnOnce(Addr<Self>) -> (Recipients, T),
     ) -> (Addr<Self>, T) {
         let ctx = Context::new();
         let addr = ctx.address();
@@ -111,7 +111,7 @@ impl Transport {
         self.generations += 1;
         let generation = self.generations;
         let tap = StatusTap::start(generation, ctx.address().downgrade());
-        let recipients = self.recipients.for_pipeline(tap.clone().recipient());
+        let recipients = self.recipients.with_status_tap(tap.clone().recipient());
         let pipeline = PipelineActor::start(self.config.peer_config(id, urls), recipients)?;
         Ok(PeerPipeline {
             pipeline,

@@ -21,7 +21,7 @@
 //! # impl Handler<ReportSnapshot> for Raft { type Result = ();
 //! #     fn handle(&mut self, _: ReportSnapshot, _: &mut Context<Self>) {} }
 //! # async fn run() -> std::io::Result<()> {
-//! let member = MemberBuilder::new(Id(1), Id(0x1000))
+//! let member = MemberBuilder::new(LocalMember::new(Id(1), Id(0x1000)))
 //!     .bind(([127, 0, 0, 1], 0))
 //!     .workers(1)
 //!     .start(|transport| RaftRecipients::new(Raft { transport }.start()))?;
@@ -45,11 +45,11 @@ use actix_web::{App, HttpServer};
 use super::actor::Transport;
 use super::config::TransportConfig;
 use super::messages::StopTransport;
-use super::recipients::TransportRecipients;
 use crate::id::Id;
 use crate::local_member::LocalMember;
 use crate::messages::{CriticalError, PeerStatusChanged};
 use crate::messages::{Inbound, ReportSnapshot, ReportUnreachable};
+use crate::pipeline::Recipients;
 use crate::receiver::{self, ReceiverConfig};
 use crate::stats::PipelineStats;
 use crate::stream::{stream_routes, StreamRoutes};
@@ -64,10 +64,8 @@ type Customize<T> = Box<dyn FnOnce(T) -> T>;
 /// How to start a [`Member`]. Every setting has a
 /// default, given with its setter.
 pub struct MemberBuilder {
-    id: Id,
-    cluster_id: Id,
+    local: LocalMember,
     bind: Vec<SocketAddr>,
-    advertise_urls: Option<Vec<String>>,
     workers: Option<usize>,
     shutdown_timeout: Duration,
     receiver: Customize<ReceiverConfig>,
@@ -77,9 +75,8 @@ pub struct MemberBuilder {
 impl std::fmt::Debug for MemberBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemberBuilder")
-            .field("id", &self.id)
+            .field("local", &self.local)
             .field("bind", &self.bind)
-            .field("advertise_urls", &self.advertise_urls)
             .field("workers", &self.workers)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
@@ -87,13 +84,14 @@ impl std::fmt::Debug for MemberBuilder {
 }
 
 impl MemberBuilder {
-    /// How to start member `id` of cluster `cluster_id`.
-    pub fn new(id: Id, cluster_id: Id) -> Self {
+    /// How to start `local`. Its `peer_urls` are the URLs peers reach it
+    /// at, sent as `X-PeerURLs` (etcd's advertise peer URLs); left empty,
+    /// they default to `http://<address>` of each bound address (set them
+    /// when binding an unspecified address such as `0.0.0.0`).
+    pub fn new(local: LocalMember) -> Self {
         MemberBuilder {
-            id,
-            cluster_id,
+            local,
             bind: Vec::new(),
-            advertise_urls: None,
             workers: None,
             shutdown_timeout: PEER_SHUTDOWN_TIMEOUT,
             receiver: Box::new(|c| c),
@@ -106,15 +104,6 @@ impl MemberBuilder {
     /// when none is given.
     pub fn bind(mut self, addr: impl Into<SocketAddr>) -> Self {
         self.bind.push(addr.into());
-        self
-    }
-
-    /// Sets the URLs peers reach this member at, sent as `X-PeerURLs`
-    /// (etcd's advertise peer URLs). Default: `http://<address>` of each
-    /// bound address; set it when binding an unspecified address such as
-    /// `0.0.0.0`.
-    pub fn advertise_urls(mut self, urls: Vec<String>) -> Self {
-        self.advertise_urls = Some(urls);
         self
     }
 
@@ -167,11 +156,10 @@ impl MemberBuilder {
             .iter()
             .map(TcpListener::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
-        let urls = self
-            .advertise_urls
-            .clone()
-            .unwrap_or_else(|| local_addrs.iter().map(|a| format!("http://{a}")).collect());
-        let local = LocalMember::new(self.id, self.cluster_id).peer_urls(urls.clone());
+        let mut local = self.local;
+        if local.peer_urls.is_empty() {
+            local.peer_urls = local_addrs.iter().map(|a| format!("http://{a}")).collect();
+        }
         let config = (self.transport)(TransportConfig::new(&local));
         let streams = config.streams.clone().map(|t| StreamRoutes::new(&local, t));
         let (transport, (raft, inbound)) = Transport::start_with(config, |addr| {
@@ -187,14 +175,13 @@ impl MemberBuilder {
             self.shutdown_timeout,
         );
         let server = server.inspect_err(|_| transport.do_send(StopTransport))?;
-        log::info!("member {} serving peers at {urls:?}", self.id);
+        log::info!("member {} serving peers at {:?}", local.id, local.peer_urls);
         Ok(Member {
-            id: self.id,
+            local,
             raft,
             transport,
             server,
             local_addrs,
-            urls,
         })
     }
 }
@@ -246,7 +233,7 @@ fn serve(
 pub struct RaftRecipients<R: Actor> {
     raft: Addr<R>,
     inbound: Recipient<Inbound>,
-    transport: TransportRecipients,
+    transport: Recipients,
 }
 
 impl<R: Actor> std::fmt::Debug for RaftRecipients<R> {
@@ -267,7 +254,7 @@ where
     pub fn new(raft: Addr<R>) -> Self {
         RaftRecipients {
             inbound: raft.clone().recipient(),
-            transport: TransportRecipients::from_addr(&raft).inbound(raft.clone().recipient()),
+            transport: Recipients::from_addr(&raft).inbound(raft.clone().recipient()),
             raft,
         }
     }
@@ -309,28 +296,26 @@ where
 /// A running member: its raft actor, its transport and the receiver's
 /// server. From [`MemberBuilder::start`].
 pub struct Member<R: Actor> {
-    id: Id,
+    local: LocalMember,
     raft: Addr<R>,
     transport: Addr<Transport>,
     server: ServerHandle,
     local_addrs: Vec<SocketAddr>,
-    urls: Vec<String>,
 }
 
 impl<R: Actor> std::fmt::Debug for Member<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Member")
-            .field("id", &self.id)
+            .field("local", &self.local)
             .field("local_addrs", &self.local_addrs)
-            .field("urls", &self.urls)
             .finish()
     }
 }
 
 impl<R: Actor> Member<R> {
-    /// This member's id.
-    pub fn id(&self) -> Id {
-        self.id
+    /// This member, with the URLs peers reach it at.
+    pub fn local(&self) -> &LocalMember {
+        &self.local
     }
 
     /// The raft actor the start closure made.
@@ -351,7 +336,7 @@ impl<R: Actor> Member<R> {
 
     /// The URLs peers reach this member at (`X-PeerURLs`).
     pub fn urls(&self) -> &[String] {
-        &self.urls
+        &self.local.peer_urls
     }
 
     /// Stops the member in etcd's order: the transport first (every
@@ -362,7 +347,7 @@ impl<R: Actor> Member<R> {
     pub async fn stop(self) -> HashMap<Id, PipelineStats> {
         let stats = self.transport.send(StopTransport).await;
         self.server.stop(true).await;
-        log::info!("member {} stopped", self.id);
+        log::info!("member {} stopped", self.local.id);
         stats.unwrap_or_default()
     }
 }

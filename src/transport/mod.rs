@@ -46,7 +46,6 @@ mod config;
 mod error;
 mod member;
 mod messages;
-mod recipients;
 mod refusal;
 mod status_tap;
 
@@ -55,4 +54,3 @@ pub use config::TransportConfig;
 pub use error::PeerError;
 pub use member::{Member, MemberBuilder, RaftRecipients, PEER_SHUTDOWN_TIMEOUT};
 pub use messages::*;
-pub use recipients::TransportRecipients;

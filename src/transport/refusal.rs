@@ -1,20 +1,16 @@
 //! How the transport reports a message it cannot hand to a pipeline: to
 //! raft, exactly as a pipeline reports one it cannot deliver.
 
-use super::recipients::TransportRecipients;
 use crate::error::Error;
 use crate::id::Id;
 use crate::messages::{Dropped, ReportSnapshot, ReportUnreachable, SnapshotStatus};
+use crate::pipeline::Recipients;
 use crate::raftpb::Message as RaftMessage;
 
 /// Reports `message` to raft as not delivered ([`ReportUnreachable`], plus
 /// [`ReportSnapshot`] `Failure` for a `MsgSnap`) and says why to the
 /// caller.
-pub(super) fn refuse(
-    recipients: &TransportRecipients,
-    message: &RaftMessage,
-    reason: Error,
-) -> Dropped {
+pub(super) fn refuse(recipients: &Recipients, message: &RaftMessage, reason: Error) -> Dropped {
     let to = Id(message.to);
     log::debug!(
         "ignored message {} (sent to unknown peer {to}): {reason}",
