@@ -27,6 +27,7 @@
 //! | messages to a pipeline | [`Envelope`], [`SendSnapshot`] (with a [`SnapshotBody`]: [`body_from_bytes`], [`body_from_reader`]), [`Stop`], [`GetStats`], [`UpdateUrls`], [`ResetConnections`] |
 //! | what a pipeline reports | [`ReportUnreachable`], [`ReportSnapshot`] ([`SnapshotStatus`]), [`PeerStatusChanged`], [`CriticalError`], [`Dropped`], [`PipelineStats`], [`FollowerStats`] |
 //! | receiving | [`receiver`] (routes, [`receiver::ReceiverConfig`], snapshot sinks), [`Inbound`], [`ReceivedSnapshot`], [`ProcessError`], [`nodelay`] |
+//! | streams (etcd's `/raft/stream/*`) | [`TransportConfig::with_streams`] for a whole member; or by hand: [`stream_routes`] ([`StreamRoutes`], [`StreamWriters`], [`RemovedCheck`]), [`StreamWriterActor`] ([`StreamSend`], [`StopStream`]), [`StreamReaderActor`] ([`StreamReaderConfig`], [`StreamReaderStatus`]), [`StreamType`], the codecs [`StreamEncoder`] and [`StreamDecoder`] ([`StreamDecodeError`]), [`STREAM_BUF_SIZE`], [`CONN_READ_TIMEOUT`], [`HEARTBEAT_INTERVAL`], [`DIAL_RETRY_FREQUENCY`], [`READ_BYTES_LIMIT`] |
 //! | wire types | [`raftpb`]; with the `raft-rs` feature, `raft_rs`: lossless conversions to and from raft-rs (tikv's `raft`) |
 //! | errors | [`Error`], [`TransportError`] |
 //! | defaults (etcd's names) | [`CONN_PER_PIPELINE`], [`PIPELINE_BUF_SIZE`], [`DIAL_TIMEOUT`], [`RESPONSE_TIMEOUT`], [`RESPONSE_TIMEOUT_PER_MIB`], [`SNAPSHOT_STALL_TIMEOUT`], [`SNAPSHOT_LIMIT_BYTES`], [`SERVER_VERSION`], [`MIN_CLUSTER_VERSION`] |
@@ -225,6 +226,7 @@ mod sender;
 mod snapshot;
 mod snapshot_source;
 mod stats;
+mod stream;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;
@@ -252,6 +254,12 @@ pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
 pub use snapshot_source::{body_from_bytes, body_from_reader};
 pub use stats::{FollowerStats, PipelineStats};
+pub use stream::{
+    stream_routes, RemovedCheck, StopStream, StreamDecodeError, StreamDecoder, StreamEncoder,
+    StreamReaderActor, StreamReaderConfig, StreamReaderStatus, StreamRoutes, StreamSend,
+    StreamType, StreamWriterActor, StreamWriters, CONN_READ_TIMEOUT, DIAL_RETRY_FREQUENCY,
+    HEARTBEAT_INTERVAL, READ_BYTES_LIMIT, STREAM_BUF_SIZE,
+};
 pub use transport::{Member, MemberBuilder, Transport, TransportConfig};
 pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 

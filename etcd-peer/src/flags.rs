@@ -30,6 +30,8 @@ usage: etcd-peer --initial-cluster NAME=URL,... [options]
                                   until SIGUSR1
   --start-delay SECS              hold the member down for SECS seconds (or until SIGUSR1)
   --no-append-ack                 never answer MsgApp (control experiment: writes must fail)
+  --streams                       serve and dial etcd's streams (/raft/stream/*) besides the
+                                  pipeline, and send as etcd's peer.pick does
   --stats-every SECS              print message counts as JSON every SECS seconds
   --events                        print a JSON line per append answer and per snapshot step
   --fail-snapshots N              make the first N snapshot transfers fail (needs --data-dir)
@@ -89,6 +91,8 @@ pub struct Flags {
     pub start_delay: Option<Duration>,
     /// `--no-append-ack`.
     pub no_append_ack: bool,
+    /// `--streams`: etcd's streams besides the pipeline.
+    pub streams: bool,
     /// `--stats-every`.
     pub stats_every: Option<Duration>,
     /// `--events`.
@@ -126,6 +130,7 @@ impl Flags {
             down_until_signal: false,
             start_delay: None,
             no_append_ack: false,
+            streams: false,
             stats_every: None,
             events: false,
             fail_snapshots: 0,
@@ -150,6 +155,7 @@ impl Flags {
             match key {
                 "help" | "h" => return Err(USAGE.to_owned()),
                 "no-append-ack" => flags.no_append_ack = true,
+                "streams" => flags.streams = true,
                 "down-until-signal" => flags.down_until_signal = true,
                 "events" => flags.events = true,
                 // A Go bool flag: bare, or `=true` / `=false`.
@@ -339,10 +345,11 @@ mod tests {
         let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         let f = Flags::parse(args(
             "--name p --initial-cluster=e=http://127.0.0.1:1,p=http://127.0.0.1:2 \
-             -initial-cluster-token tok --no-append-ack --stats-every 0.5",
+             -initial-cluster-token tok --no-append-ack --stats-every 0.5 --streams",
         ))
         .unwrap();
         assert_eq!(f.name, "p");
+        assert!(f.streams);
         assert_eq!(f.initial_cluster_token, "tok");
         assert!(f.no_append_ack);
         assert_eq!(f.stats_every, Some(Duration::from_millis(500)));

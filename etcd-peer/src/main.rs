@@ -25,7 +25,9 @@
 //!
 //! It serves etcd's peer routes besides `/raft`: `/raft/probing`,
 //! `/version`, `/members`, and 404 for `/raft/stream/*`, so etcd keeps to
-//! the pipeline. Ids are derived from `--initial-cluster` and
+//! the pipeline; with `--streams` it serves and dials etcd's streams
+//! instead (the transport's [`TransportConfig::with_streams`]), and sends
+//! each reply as etcd's `peer.pick` does. Ids are derived from `--initial-cluster` and
 //! `--initial-cluster-token` exactly as etcd derives them.
 //!
 //! ```text
@@ -58,6 +60,7 @@
 //!
 //! [`Transport`]: rafthttp_pipeline::Transport
 //! [`receiver`]: rafthttp_pipeline::receiver
+//! [`TransportConfig::with_streams`]: rafthttp_pipeline::TransportConfig::with_streams
 
 mod actor;
 mod events;

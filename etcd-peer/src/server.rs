@@ -22,7 +22,7 @@ use rafthttp_pipeline::receiver::{self, ReceiverConfig};
 use rafthttp_pipeline::transport::{AddPeer, TransportConfig};
 use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::Metrics;
-use rafthttp_pipeline::{Id, PipelineStats, Recipients, Transport};
+use rafthttp_pipeline::{Id, PipelineStats, Recipients, StreamRoutes, Transport};
 use serde_json::json;
 
 use crate::actor::{Shutdown, StandInActor};
@@ -111,6 +111,11 @@ pub fn start_on(
         let client = tls.client_config();
         config = config.pipeline_with(|p| p.tls(client));
     }
+    if flags.streams {
+        info!("serving and dialling etcd's streams");
+        config = config.with_streams();
+    }
+    let stream_routes = config.streams.clone().map(|t| StreamRoutes::new(&local, t));
     let peer_ids: Vec<Id> = peers.iter().map(|p| p.id).collect();
     let logic = StandIn::new(me.id, &peer_ids, !flags.no_append_ack);
     let stats_every = flags.stats_every;
@@ -123,7 +128,9 @@ pub fn start_on(
             events,
         }
         .start();
-        let recipients = Recipients::from_addr(&actor).peer_status(actor.clone().recipient());
+        let recipients = Recipients::from_addr(&actor)
+            .peer_status(actor.clone().recipient())
+            .inbound(actor.clone().recipient());
         (recipients, actor)
     });
     for peer in &peers {
@@ -170,8 +177,11 @@ pub fn start_on(
     });
     let mut server = HttpServer::new(move || {
         let requests = requests.clone();
-        App::new()
-            .app_data(members.clone())
+        let app = match &stream_routes {
+            Some(routes) => App::new().configure(rafthttp_pipeline::stream_routes(routes.clone())),
+            None => App::new(),
+        };
+        app.app_data(members.clone())
             .wrap_fn(move |mut req, srv| {
                 let attempt = snapshot_request(&requests, &mut req);
                 let started = Instant::now();

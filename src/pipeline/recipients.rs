@@ -4,7 +4,9 @@
 use actix::prelude::*;
 
 use crate::id::Id;
-use crate::messages::{CriticalError, PeerStatusChanged, ReportSnapshot, ReportUnreachable};
+use crate::messages::{
+    CriticalError, Inbound, PeerStatusChanged, ReportSnapshot, ReportUnreachable,
+};
 use crate::peer::Report;
 
 /// Where a pipeline, or a [`Transport`](crate::Transport) for all its
@@ -15,6 +17,9 @@ pub struct Recipients {
     pub(crate) snapshot: Recipient<ReportSnapshot>,
     pub(crate) peer_status: Option<Recipient<PeerStatusChanged>>,
     pub(crate) critical_errors: Option<Recipient<CriticalError>>,
+    /// The raft actor that stream readers deliver to (a transport with
+    /// streams needs it; a pipeline never uses it).
+    pub(crate) inbound: Option<Recipient<Inbound>>,
 }
 
 impl Recipients {
@@ -29,6 +34,7 @@ impl Recipients {
             snapshot,
             peer_status: None,
             critical_errors: None,
+            inbound: None,
         }
     }
 
@@ -51,6 +57,14 @@ impl Recipients {
     /// Also send [`CriticalError`]s (etcd's `Transport.ErrorC`).
     pub fn critical_errors(mut self, recipient: Recipient<CriticalError>) -> Self {
         self.critical_errors = Some(recipient);
+        self
+    }
+
+    /// Where a transport's stream readers deliver what they read (etcd's
+    /// streams, [`TransportConfig::with_streams`](crate::TransportConfig::with_streams));
+    /// without it, a transport with streams dials none.
+    pub fn inbound(mut self, recipient: Recipient<Inbound>) -> Self {
+        self.inbound = Some(recipient);
         self
     }
 

@@ -119,7 +119,7 @@ use crate::metrics::Metrics;
 
 mod answer;
 mod budget;
-mod checks;
+pub(crate) mod checks;
 mod decode;
 mod in_flight;
 mod inflow;

@@ -16,12 +16,16 @@ use super::refusal::refuse;
 use super::status_tap::{StatusTap, TappedStatus};
 use crate::error::Error;
 use crate::id::Id;
-use crate::messages::{Dropped, Envelope, GetStats, SendSnapshot, Stop, UpdateUrls};
+use crate::messages::{
+    Dropped, Envelope, GetStats, PeerStatusChanged, SendSnapshot, Stop, UpdateUrls,
+};
+use crate::peer_url::PeerUrl;
 use crate::pipeline::PipelineActor;
 use crate::pipeline::Recipients;
 use crate::prober::{GetHealth, PeerHealth};
 use crate::raftpb::Message as RaftMessage;
 use crate::stats::PipelineStats;
+use crate::stream::{PeerStreams, StreamPeer};
 
 /// One peer's (or remote's) pipeline and what the transport knows of it.
 struct PeerPipeline {
@@ -30,6 +34,11 @@ struct PeerPipeline {
     /// replaced is not taken for the current one's.
     generation: u64,
     active_since: Option<SystemTime>,
+    /// The peer's streams, when the transport has them (never a remote's).
+    streams: Option<PeerStreams>,
+    /// Where this generation's status changes go (the pipeline's, and the
+    /// stream readers').
+    status: Recipient<PeerStatusChanged>,
 }
 
 /// A member's transport: one [`PipelineActor`] per peer, messages routed
@@ -107,13 +116,36 @@ impl Transport {
         self.generations += 1;
         let generation = self.generations;
         let tap = StatusTap::start(generation, ctx.address().downgrade());
-        let recipients = self.recipients.with_status_tap(tap.recipient());
+        let recipients = self.recipients.with_status_tap(tap.clone().recipient());
         let pipeline = PipelineActor::start(self.config.peer_config(id, urls), recipients)?;
         Ok(PeerPipeline {
             pipeline,
             generation,
             active_since: None,
+            streams: None,
+            status: tap.recipient(),
         })
+    }
+
+    /// A peer's streams, when streams are on and raft takes inbound
+    /// messages.
+    fn start_streams(
+        &self,
+        id: Id,
+        urls: &[String],
+        status: Recipient<PeerStatusChanged>,
+    ) -> Option<PeerStreams> {
+        let table = self.config.streams.as_ref()?;
+        let inbound = self.recipients.inbound.clone()?;
+        Some(PeerStreams::start(StreamPeer {
+            local: &self.config.pipeline.local,
+            peer: id,
+            urls,
+            table,
+            inbound,
+            unreachable: self.recipients.unreachable.clone(),
+            status,
+        }))
     }
 
     /// The pipeline a message to `to` takes: the peer's, else the remote's.
@@ -127,6 +159,14 @@ impl Transport {
             return;
         }
         let to = Id(message.to);
+        let streams = self.peers.get(&to).and_then(|p| p.streams.as_ref());
+        let message = match streams.filter(|_| !self.stopped) {
+            Some(streams) => match streams.send(message) {
+                Some(by_pipeline) => by_pipeline,
+                None => return,
+            },
+            None => message,
+        };
         match self.route(to) {
             Some(pipeline) if !self.stopped => pipeline.do_send(Envelope(message)),
             _ => {
@@ -153,6 +193,11 @@ impl Transport {
         let Some(entry) = current.filter(|e| e.generation == generation) else {
             return;
         };
+        // The pipeline and the stream readers share one status, as in
+        // etcd: pass on transitions only.
+        if entry.active_since.is_some() == change.active {
+            return;
+        }
         entry.active_since = change.since.filter(|_| change.active);
         if let Some(recipient) = &self.recipients.peer_status {
             recipient.do_send(change);
@@ -165,10 +210,19 @@ fn stop_all(
     pipelines: Vec<(Id, PeerPipeline)>,
 ) -> impl Future<Output = HashMap<Id, PipelineStats>> {
     let stops = pipelines.into_iter().map(|(id, entry)| async move {
-        let stats = stop_pipeline(id, entry.pipeline).await;
+        let stats = stop_peer(id, entry).await;
         (id, stats)
     });
     join_all(stops).map(|all| all.into_iter().collect())
+}
+
+/// Stops a peer's streams and pipeline; resolves with the pipeline's
+/// final counters.
+fn stop_peer(id: Id, entry: PeerPipeline) -> BoxFuture<'static, PipelineStats> {
+    if let Some(streams) = entry.streams {
+        streams.stop();
+    }
+    stop_pipeline(id, entry.pipeline)
 }
 
 /// Stops one pipeline and resolves with its final counters.
@@ -200,7 +254,8 @@ impl Handler<AddPeer> for Transport {
         if self.peers.contains_key(&id) {
             return Ok(());
         }
-        let entry = self.start_pipeline(id, urls.clone(), ctx)?;
+        let mut entry = self.start_pipeline(id, urls.clone(), ctx)?;
+        entry.streams = self.start_streams(id, &urls, entry.status.clone());
         self.peers.insert(id, entry);
         self.probing.add(id, &urls);
         if let Some(remote) = self.remotes.remove(&id) {
@@ -242,7 +297,7 @@ impl Handler<RemovePeer> for Transport {
         };
         self.probing.remove(id);
         log::info!("removed peer {id}");
-        Box::pin(stop_pipeline(id, entry.pipeline).map(Some))
+        Box::pin(stop_peer(id, entry).map(Some))
     }
 }
 
@@ -254,9 +309,13 @@ impl Handler<UpdatePeer> for Transport {
         UpdatePeer { id, urls }: UpdatePeer,
         _: &mut Context<Self>,
     ) -> Self::Result {
-        let Some(entry) = self.peers.get(&id) else {
+        let Some(entry) = self.peers.get_mut(&id) else {
             return Box::pin(async move { Err(PeerError::UnknownPeer(id)) });
         };
+        let valid = urls.iter().all(|u| PeerUrl::parse(u).is_ok());
+        if let Some(streams) = entry.streams.as_mut().filter(|_| valid) {
+            streams.update_urls(&urls);
+        }
         let pipeline = entry.pipeline.clone();
         self.probing.add(id, &urls);
         Box::pin(async move {

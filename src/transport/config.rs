@@ -5,6 +5,7 @@ use crate::config::PipelineConfig;
 use crate::id::Id;
 use crate::local_member::LocalMember;
 use crate::prober::ProberConfig;
+use crate::stream::StreamWriters;
 
 /// The member's identity and the settings every peer's pipeline starts
 /// with.
@@ -22,6 +23,12 @@ pub struct TransportConfig {
     /// adds (default: not at all). The round trips go to the template's
     /// [`PipelineConfig::metrics`].
     pub prober: Option<ProberConfig>,
+    /// etcd's streams to every peer (default off: the pipeline alone).
+    /// With a table, each peer gets a stream writer and reader of each
+    /// type, and messages take etcd's `peer.pick` road; the member's
+    /// server must mount [`stream_routes`](crate::stream_routes) on the
+    /// same table ([`MemberBuilder`](super::MemberBuilder) does).
+    pub streams: Option<StreamWriters>,
 }
 
 impl TransportConfig {
@@ -32,6 +39,7 @@ impl TransportConfig {
         TransportConfig {
             pipeline: PipelineConfig::new(local, Id(0), Vec::new()),
             prober: None,
+            streams: None,
         }
     }
 
@@ -39,6 +47,12 @@ impl TransportConfig {
     /// etcd's intervals; ask the transport [`GetHealth`](crate::prober::GetHealth).
     pub fn probe(mut self, config: ProberConfig) -> Self {
         self.prober = Some(config);
+        self
+    }
+
+    /// Turns etcd's streams on, with a fresh writer table.
+    pub fn with_streams(mut self) -> Self {
+        self.streams = Some(StreamWriters::default());
         self
     }
 

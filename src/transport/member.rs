@@ -52,6 +52,7 @@ use crate::messages::{Inbound, ReportSnapshot, ReportUnreachable};
 use crate::pipeline::Recipients;
 use crate::receiver::{self, ReceiverConfig};
 use crate::stats::PipelineStats;
+use crate::stream::{stream_routes, StreamRoutes};
 
 /// How long a stopping member's server lets requests in progress finish
 /// (etcd closes its peer listeners with a one-second deadline,
@@ -159,14 +160,20 @@ impl MemberBuilder {
         if local.peer_urls.is_empty() {
             local.peer_urls = local_addrs.iter().map(|a| format!("http://{a}")).collect();
         }
-        let config = TransportConfig::new(&local);
-        let (transport, (raft, inbound)) =
-            Transport::start_with((self.transport)(config), |addr| {
-                let wired = make_raft(addr);
-                (wired.transport, (wired.raft, wired.inbound))
-            });
+        let config = (self.transport)(TransportConfig::new(&local));
+        let streams = config.streams.clone().map(|t| StreamRoutes::new(&local, t));
+        let (transport, (raft, inbound)) = Transport::start_with(config, |addr| {
+            let wired = make_raft(addr);
+            (wired.transport, (wired.raft, wired.inbound))
+        });
         let receiver = (self.receiver)(ReceiverConfig::new(&local, inbound));
-        let server = serve(listeners, receiver, self.workers, self.shutdown_timeout);
+        let server = serve(
+            listeners,
+            receiver,
+            streams,
+            self.workers,
+            self.shutdown_timeout,
+        );
         let server = server.inspect_err(|_| transport.do_send(StopTransport))?;
         log::info!("member {} serving peers at {:?}", local.id, local.peer_urls);
         Ok(Member {
@@ -193,14 +200,21 @@ fn listen(addrs: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
 fn serve(
     listeners: Vec<TcpListener>,
     receiver: ReceiverConfig,
+    streams: Option<StreamRoutes>,
     workers: Option<usize>,
     shutdown_timeout: Duration,
 ) -> io::Result<ServerHandle> {
     let secs = shutdown_timeout.as_secs() + u64::from(shutdown_timeout.subsec_nanos() > 0);
-    let mut server =
-        HttpServer::new(move || App::new().configure(receiver::configure(receiver.clone())))
-            .disable_signals()
-            .shutdown_timeout(secs);
+    let mut server = HttpServer::new(move || {
+        let app = App::new();
+        let app = match &streams {
+            Some(routes) => app.configure(stream_routes(routes.clone())),
+            None => app,
+        };
+        app.configure(receiver::configure(receiver.clone()))
+    })
+    .disable_signals()
+    .shutdown_timeout(secs);
     if let Some(workers) = workers {
         server = server.workers(workers);
     }
@@ -240,7 +254,7 @@ where
     pub fn new(raft: Addr<R>) -> Self {
         RaftRecipients {
             inbound: raft.clone().recipient(),
-            transport: Recipients::from_addr(&raft),
+            transport: Recipients::from_addr(&raft).inbound(raft.clone().recipient()),
             raft,
         }
     }

@@ -7,6 +7,7 @@
 //!   loopback;
 //! - [`peers`]: peers that misbehave on purpose;
 //! - [`messages`]: raft messages and their bytes;
+//! - [`raftpb_json`]: raft messages from the JSON of etcd's vectors;
 //! - [`server`]: the loopback actix-web server under all of them;
 //! - [`wait`]: bounded waits on events.
 //!
@@ -21,6 +22,7 @@ pub mod member;
 pub mod messages;
 pub mod peers;
 pub mod raft;
+pub mod raftpb_json;
 pub mod server;
 pub mod wait;
 

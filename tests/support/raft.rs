@@ -198,6 +198,16 @@ impl Recording {
             .critical_errors(self.addr.clone().recipient())
     }
 
+    /// Where a stream writer reports the messages it could not deliver.
+    pub fn unreachable(&self) -> Recipient<ReportUnreachable> {
+        self.addr.clone().recipient()
+    }
+
+    /// Where a stream reader tells the peer's status.
+    pub fn peer_status(&self) -> Recipient<PeerStatusChanged> {
+        self.addr.clone().recipient()
+    }
+
     /// Every message received so far. The receiver hands a message over
     /// before it answers its request, so after an answer this is complete.
     pub fn received(&self) -> Vec<Received> {
