@@ -6,6 +6,8 @@
 //! - [`member`]: a receiving member (our receiver and that raft actor) on
 //!   loopback;
 //! - [`peers`]: peers that misbehave on purpose;
+//! - [`proxy`]: a loopback fault proxy between a pipeline and a real
+//!   receiver;
 //! - [`messages`]: raft messages and their bytes;
 //! - [`server`]: the loopback actix-web server under all of them;
 //! - [`wait`]: bounded waits on events.
@@ -20,6 +22,7 @@ pub mod http;
 pub mod member;
 pub mod messages;
 pub mod peers;
+pub mod proxy;
 pub mod raft;
 pub mod server;
 pub mod wait;
