@@ -165,12 +165,23 @@ impl Rig {
     /// Stops the pipeline within [`STOP_WITHIN`] and checks the accounting
     /// message by message and that nothing is left running.
     async fn finish(self, arrivals: Arrivals) -> PipelineStats {
+        let stopping = std::time::Instant::now();
         let stats = tokio::time::timeout(STOP_WITHIN, self.p.send(Stop))
             .await
             .expect("Stop finishes promptly")
             .expect("pipeline alive");
+        let stopped = stopping.elapsed();
         self.check(&stats, arrivals).await;
         self.proxy.wait_idle().await;
+        println!(
+            "stopped in {stopped:?}, connections closed {:?} after Stop; offered {} delivered {} failed {} dropped {} cancelled {}",
+            stopping.elapsed(),
+            stats.offered,
+            stats.delivered,
+            stats.failed,
+            stats.dropped,
+            stats.cancelled
+        );
         self.member.stop().await;
         stats
     }
@@ -232,10 +243,16 @@ async fn fails_then_recovers(fault: Fault, messages: usize) -> (PipelineStats, V
     let during = rig.settle().await;
     assert_eq!(during.delivered, 0, "{fault:?} lets nothing through");
     assert_eq!(during.reported(), messages as u64, "{fault:?}");
+    let healed = std::time::Instant::now();
     rig.proxy.set(Fault::Pass);
     rig.offer(10).await;
     let after = rig.settle().await;
     assert_eq!(after.delivered, 10, "{fault:?} healed: all delivered");
+    println!(
+        "{fault:?}: {} of {messages} reported; 10 more delivered {:?} after the heal",
+        during.reported(),
+        healed.elapsed()
+    );
     let events = rig.rec.events();
     (rig.finish(Arrivals::Exact).await, events)
 }
@@ -417,6 +434,7 @@ async fn stop_during(fault: Fault) {
     } else {
         Arrivals::Exact
     };
+    println!("stop during {fault:?}:");
     let stats = rig.finish(arrivals).await;
     if !passes {
         assert_eq!(stats.delivered, 0, "{fault:?} lets nothing through");

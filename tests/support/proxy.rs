@@ -6,6 +6,7 @@
 //! a change applies to every request that follows.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +40,10 @@ pub enum Fault {
     /// "member removed", a 412 "cluster ID mismatch"), reading its body
     /// first.
     Answer(u16),
+    /// Forwards request by request, and fails every `n`th request of all
+    /// (counted across connections) before it reaches the receiver:
+    /// alternately a reset and a 500.
+    Flaky(usize),
 }
 
 struct State {
@@ -52,6 +57,9 @@ struct State {
     accepted: watch::Sender<usize>,
     /// Requests the proxy answered itself with [`Fault::Answer`].
     answered: watch::Sender<usize>,
+    /// Requests seen by [`Fault::Flaky`], and those it failed.
+    flaky_seen: AtomicUsize,
+    flaky_failed: AtomicUsize,
     upstream: SocketAddr,
     addr: SocketAddr,
 }
@@ -77,6 +85,8 @@ impl FaultProxy {
             live: watch::channel(0).0,
             accepted: watch::channel(0).0,
             answered: watch::channel(0).0,
+            flaky_seen: AtomicUsize::new(0),
+            flaky_failed: AtomicUsize::new(0),
             upstream,
             addr,
         });
@@ -118,6 +128,14 @@ impl FaultProxy {
     pub async fn wait_accepted(&self, n: usize) {
         let accepted = self.state.accepted.subscribe();
         wait::until(&accepted, WAIT, "accepted connections", |&a| a >= n).await;
+    }
+
+    /// Requests [`Fault::Flaky`] saw, and those it failed.
+    pub fn flaky_counts(&self) -> (usize, usize) {
+        (
+            self.state.flaky_seen.load(Ordering::Relaxed),
+            self.state.flaky_failed.load(Ordering::Relaxed),
+        )
     }
 
     /// Waits, at most [`WAIT`], until the proxy answered `n` requests
@@ -213,6 +231,7 @@ async fn misbehave(fault: Fault, mut client: TcpStream, state: &State) {
         Fault::Slow => slow(client, state.upstream).await,
         Fault::CutAfter(n) => cut_after(client, state.upstream, n).await,
         Fault::Answer(_) => answer(client, state).await,
+        Fault::Flaky(every) => flaky(client, state, every).await,
     }
 }
 
@@ -244,16 +263,26 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Forwards the client's bytes one a second, and the answer as it comes.
+/// The client's bytes are read as they arrive, so that its closing ends the
+/// connection at once, however much is still to drip.
 async fn slow(client: TcpStream, upstream: SocketAddr) {
     let Ok(up) = TcpStream::connect(upstream).await else {
         return;
     };
     let (mut client_rx, mut client_tx) = client.into_split();
     let (mut up_rx, mut up_tx) = up.into_split();
-    let forward = async {
-        let mut byte = [0u8; 1];
-        while matches!(client_rx.read(&mut byte).await, Ok(1)) {
-            if up_tx.write_all(&byte).await.is_err() {
+    let (bytes_tx, mut bytes_rx) = tokio::sync::mpsc::unbounded_channel::<u8>();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = client_rx.read(&mut buf).await {
+            buf[..n].iter().for_each(|&b| {
+                let _ = bytes_tx.send(b);
+            });
+        }
+    };
+    let drip = async {
+        while let Some(byte) = bytes_rx.recv().await {
+            if up_tx.write_all(&[byte]).await.is_err() {
                 return;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -261,7 +290,8 @@ async fn slow(client: TcpStream, upstream: SocketAddr) {
     };
     let back = tokio::io::copy(&mut up_rx, &mut client_tx);
     tokio::select! {
-        _ = forward => {}
+        _ = read => {}
+        _ = drip => {}
         _ = back => {}
     }
 }
@@ -322,6 +352,53 @@ async fn forward(mut client: TcpStream, upstream: SocketAddr, head: String, body
     if up.write_all(head.as_bytes()).await.is_ok() && up.write_all(&body).await.is_ok() {
         let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
     }
+}
+
+/// Forwards request by request over one upstream connection, failing
+/// every `every`th request of all before it is forwarded.
+async fn flaky(mut client: TcpStream, state: &State, every: usize) {
+    let Ok(mut up) = TcpStream::connect(state.upstream).await else {
+        return;
+    };
+    let _ = up.set_nodelay(true);
+    while let Some((head, mut rest)) = read_head(&mut client).await {
+        let nth = state.flaky_seen.fetch_add(1, Ordering::Relaxed) + 1;
+        let fail = nth % every == 0;
+        if fail {
+            state.flaky_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if fail && (nth / every) % 2 == 0 {
+            let _ = client.set_zero_linger();
+            return;
+        }
+        if !read_body(&mut client, &head, &mut rest).await {
+            return;
+        }
+        if fail {
+            if client.write_all(response(500).as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
+        }
+        if !relay(&mut client, &mut up, head, rest).await {
+            return;
+        }
+    }
+}
+
+/// Sends a request already read to `up`, and its whole answer back to
+/// `client`; `false` when either side went away.
+async fn relay(client: &mut TcpStream, up: &mut TcpStream, head: String, body: Vec<u8>) -> bool {
+    if up.write_all(head.as_bytes()).await.is_err() || up.write_all(&body).await.is_err() {
+        return false;
+    }
+    let Some((answer, mut rest)) = read_head(up).await else {
+        return false;
+    };
+    if !read_body(up, &answer, &mut rest).await {
+        return false;
+    }
+    client.write_all(answer.as_bytes()).await.is_ok() && client.write_all(&rest).await.is_ok()
 }
 
 /// Reads the rest of a body whose first bytes are `rest`; `false` when the
