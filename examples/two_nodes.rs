@@ -1,5 +1,6 @@
-//! The main job: two members on loopback, each with a receiver and a
-//! pipeline to the other.
+//! The main job: two members on loopback, each started whole (receiver
+//! server and [`Transport`]) with a [`MemberBuilder`], each with the other
+//! as its peer.
 //!
 //! It sends a burst of MsgApp and heartbeats and one MsgSnap of several MiB,
 //! stops one member's server to show the peer going inactive and the
@@ -9,12 +10,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+
 use actix::prelude::*;
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer};
 use bytes::Bytes;
 use rafthttp_pipeline::raftpb::{Entry, Message, MessageType, Snapshot};
-use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::transport::{AddPeer, GetPeerStats, RaftRecipients, SendMessages};
 use rafthttp_pipeline::*;
 
 const CLUSTER: Id = Id(0x1000);
@@ -24,7 +25,7 @@ const SNAPSHOT_BYTES: usize = 6 * 1024 * 1024;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Stands in for a raft node: counts what it receives and the callbacks
-/// its pipeline sends.
+/// its transport sends.
 #[derive(Default)]
 struct Node {
     name: &'static str,
@@ -117,49 +118,29 @@ impl Handler<Report> for Node {
     }
 }
 
-/// One member: its raft stand-in and its HTTP server.
-struct Member {
-    id: Id,
-    node: Addr<Node>,
-    port: u16,
-    server: ServerHandle,
-}
-
-fn serve(id: Id, node: &Addr<Node>, port: u16) -> std::io::Result<(u16, ServerHandle)> {
-    let config = ReceiverConfig::new(&LocalMember::new(id, CLUSTER), node.clone().recipient());
-    let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
+/// Starts member `id` on `addr` (port 0: any) around `node`, with nothing
+/// else to wire: the builder hands the transport its raft actor and
+/// serves the receiver for it.
+fn start_member(id: Id, addr: SocketAddr, node: &Addr<Node>) -> std::io::Result<Member<Node>> {
+    let node = node.clone();
+    MemberBuilder::new(LocalMember::new(id, CLUSTER))
+        .bind(addr)
         .workers(1)
-        .disable_signals()
-        .on_connect(nodelay::on_connect)
-        .bind(("127.0.0.1", port))?;
-    let port = server.addrs()[0].port();
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    Ok((port, handle))
+        .start(move |_transport| RaftRecipients::new(node).with_peer_status())
 }
 
-fn start_member(name: &'static str, id: Id) -> std::io::Result<Member> {
-    let node = Node {
-        name,
-        ..Default::default()
-    }
-    .start();
-    let (port, server) = serve(id, &node, 0)?;
-    Ok(Member {
-        id,
-        node,
-        port,
-        server,
-    })
-}
-
-fn pipeline(from: &Member, to: &Member) -> Result<Addr<PipelineActor>, Error> {
-    let url = |port: u16| format!("http://127.0.0.1:{port}");
-    let local = LocalMember::new(from.id, CLUSTER).peer_urls(vec![url(from.port)]);
-    let config = PipelineConfig::new(&local, to.id, vec![url(to.port)]);
-    let recipients = Recipients::from_addr(&from.node).peer_status(from.node.clone().recipient());
-    PipelineActor::start(config, recipients)
+/// Makes `to` a peer of `from`.
+async fn add_peer(from: &Member<Node>, to: &Member<Node>) -> Result<(), String> {
+    let add = AddPeer {
+        id: to.local().id,
+        urls: to.urls().to_vec(),
+    };
+    let added = from
+        .transport()
+        .send(add)
+        .await
+        .map_err(|e| e.to_string())?;
+    added.map_err(|e| e.to_string())
 }
 
 fn append(from: Id, to: Id, index: u64) -> Message {
@@ -204,27 +185,20 @@ fn snapshot(from: Id, to: Id) -> Message {
 }
 
 /// Sends `msgs` as a raft node that respects backpressure does: a batch
-/// that fits the queue, then waits until the pipeline has settled it.
-async fn send_batched(p: &Addr<PipelineActor>, msgs: Vec<Message>) -> Result<(), String> {
-    for batch in msgs.chunks(rafthttp_pipeline::PIPELINE_BUF_SIZE) {
-        for msg in batch {
-            if let Err(dropped) = p
-                .send(Envelope(msg.clone()))
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                return Err(dropped.to_string());
-            }
-        }
-        settled(p).await?;
+/// that fits the queue, then waits until the transport has settled it.
+async fn send_batched(from: &Member<Node>, to: Id, msgs: Vec<Message>) -> Result<(), String> {
+    for batch in msgs.chunks(PIPELINE_BUF_SIZE) {
+        let sent = from.transport().send(SendMessages(batch.to_vec())).await;
+        sent.map_err(|e| e.to_string())?;
+        settled(from, to).await?;
     }
     Ok(())
 }
 
-/// Waits until nothing is queued or in flight.
-async fn settled(p: &Addr<PipelineActor>) -> Result<PipelineStats, String> {
+/// Waits until nothing to `to` is queued or in flight.
+async fn settled(from: &Member<Node>, to: Id) -> Result<PipelineStats, String> {
     wait_for("the pipeline to settle", async || {
-        let s = stats(p).await.ok()?;
+        let s = stats(from, to).await.ok()?;
         (s.queued == 0 && s.in_flight == 0).then_some(s)
     })
     .await
@@ -247,37 +221,36 @@ async fn report(node: &Addr<Node>) -> Result<NodeReport, String> {
     node.send(Report).await.map_err(|e| e.to_string())
 }
 
-async fn stats(p: &Addr<PipelineActor>) -> Result<PipelineStats, String> {
-    p.send(GetStats).await.map_err(|e| e.to_string())
+/// The counters of `from`'s pipeline to `to`.
+async fn stats(from: &Member<Node>, to: Id) -> Result<PipelineStats, String> {
+    let all = from.transport().send(GetPeerStats).await;
+    let all = all.map_err(|e| e.to_string())?;
+    all.get(&to).cloned().ok_or(format!("no pipeline to {to}"))
 }
 
-async fn burst(
-    a: &Member,
-    b: &Member,
-    a_to_b: &Addr<PipelineActor>,
-    b_to_a: &Addr<PipelineActor>,
-) -> Result<(), String> {
+async fn burst(a: &Member<Node>, b: &Member<Node>) -> Result<(), String> {
     println!(
         "1. burst: {APPENDS} MsgApp and {HEARTBEATS} heartbeats from a to b, one {} MiB MsgSnap",
         SNAPSHOT_BYTES >> 20
     );
+    let (ida, idb) = (a.local().id, b.local().id);
     let started = Instant::now();
-    let mut to_b = vec![snapshot(a.id, b.id)];
+    let mut to_b = vec![snapshot(ida, idb)];
     let mut to_a = Vec::new();
     for i in 0..APPENDS {
-        to_b.push(append(a.id, b.id, i));
+        to_b.push(append(ida, idb, i));
         if i % (APPENDS / HEARTBEATS) == 0 {
-            to_b.push(simple(MessageType::MsgHeartbeat, a.id, b.id));
-            to_a.push(simple(MessageType::MsgHeartbeatResp, b.id, a.id));
+            to_b.push(simple(MessageType::MsgHeartbeat, ida, idb));
+            to_a.push(simple(MessageType::MsgHeartbeatResp, idb, ida));
         }
     }
     let want = to_b.len() as u64;
     let (sent_b, sent_a) =
-        futures::future::join(send_batched(a_to_b, to_b), send_batched(b_to_a, to_a)).await;
+        futures::future::join(send_batched(a, idb, to_b), send_batched(b, ida, to_a)).await;
     sent_b.and(sent_a)?;
-    let got = stats(a_to_b).await?;
+    let got = stats(a, idb).await?;
     let elapsed = started.elapsed();
-    let received = report(&b.node).await?;
+    let received = report(b.raft()).await?;
     println!(
         "   delivered {} of {want} in {elapsed:.2?}; b received {:?} (+{} snapshot bytes)",
         got.delivered, received.received, received.snapshot_bytes
@@ -296,13 +269,22 @@ async fn burst(
     Ok(())
 }
 
-async fn outage(a: &Member, b: &mut Member, a_to_b: &Addr<PipelineActor>) -> Result<(), String> {
-    println!("2. b's server stops");
-    b.server.stop(true).await;
-    let heartbeats = vec![simple(MessageType::MsgHeartbeat, a.id, b.id); 5];
-    send_batched(a_to_b, heartbeats).await?;
+/// Stops member b whole and starts it again on the same port, around the
+/// same raft node. Returns the new b and the counters of b's first
+/// transport.
+async fn outage(
+    a: &Member<Node>,
+    b: Member<Node>,
+) -> Result<(Member<Node>, PipelineStats), String> {
+    let (ida, idb) = (a.local().id, b.local().id);
+    println!("2. b stops");
+    let (addr, node) = (b.local_addrs()[0], b.raft().clone());
+    let mut b_first = b.stop().await;
+    let b_first = b_first.remove(&ida).ok_or("b had no pipeline to a")?;
+    let heartbeats = vec![simple(MessageType::MsgHeartbeat, ida, idb); 5];
+    send_batched(a, idb, heartbeats).await?;
     let down = wait_for("unreachable reports", async || {
-        let r = report(&a.node).await.ok()?;
+        let r = report(a.raft()).await.ok()?;
         (r.unreachable >= 5 && r.status_changes.last() == Some(&false)).then_some(r)
     })
     .await?;
@@ -311,40 +293,68 @@ async fn outage(a: &Member, b: &mut Member, a_to_b: &Addr<PipelineActor>) -> Res
         down.unreachable
     );
 
-    println!("3. b's server restarts on the same port");
-    let (_, server) = serve(b.id, &b.node, b.port).map_err(|e| e.to_string())?;
-    b.server = server;
-    send_batched(a_to_b, vec![simple(MessageType::MsgHeartbeat, a.id, b.id)]).await?;
+    println!("3. b starts again on the same port");
+    let b = start_member(idb, addr, &node).map_err(|e| e.to_string())?;
+    add_peer(&b, a).await?;
+    send_batched(a, idb, vec![simple(MessageType::MsgHeartbeat, ida, idb)]).await?;
     wait_for("b to be active again", async || {
-        let r = report(&a.node).await.ok()?;
+        let r = report(a.raft()).await.ok()?;
         (r.status_changes.last() == Some(&true)).then_some(())
     })
     .await?;
     println!("   a delivered to b again; b is active");
-    Ok(())
+    Ok((b, b_first))
 }
 
 async fn run() -> Result<(), String> {
     let io = |e: std::io::Error| e.to_string();
-    let a = start_member("a", Id(1)).map_err(io)?;
-    let mut b = start_member("b", Id(2)).map_err(io)?;
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let node = |name| {
+        Node {
+            name,
+            ..Default::default()
+        }
+        .start()
+    };
+    let a = start_member(Id(1), any_port, &node("a")).map_err(io)?;
+    let b = start_member(Id(2), any_port, &node("b")).map_err(io)?;
     println!(
-        "members: a = {} on 127.0.0.1:{}, b = {} on 127.0.0.1:{}, cluster {CLUSTER}",
-        a.id, a.port, b.id, b.port
+        "members: a = {} at {:?}, b = {} at {:?}, cluster {CLUSTER}",
+        a.local().id,
+        a.urls(),
+        b.local().id,
+        b.urls()
     );
-    let a_to_b = pipeline(&a, &b).map_err(|e| e.to_string())?;
-    let b_to_a = pipeline(&b, &a).map_err(|e| e.to_string())?;
+    add_peer(&a, &b).await?;
+    add_peer(&b, &a).await?;
 
-    burst(&a, &b, &a_to_b, &b_to_a).await?;
-    outage(&a, &mut b, &a_to_b).await?;
+    burst(&a, &b).await?;
+    let (b, b_first) = outage(&a, b).await?;
 
     println!("4. stop");
-    let a_stats = a_to_b.send(Stop).await.map_err(|e| e.to_string())?;
-    let b_stats = b_to_a.send(Stop).await.map_err(|e| e.to_string())?;
-    a.server.stop(true).await;
-    b.server.stop(true).await;
-    let (ra, rb) = (report(&a.node).await?, report(&b.node).await?);
+    let (ida, idb) = (a.local().id, b.local().id);
+    let (na, nb) = (a.raft().clone(), b.raft().clone());
+    let mut a_stats = a.stop().await;
+    let mut b_stats = b.stop().await;
+    let a_stats = a_stats.remove(&idb).ok_or("a had no pipeline to b")?;
+    let b_second = b_stats.remove(&ida).ok_or("b had no pipeline to a")?;
+    let b_stats = combined(&b_first, &b_second);
+    let (ra, rb) = (report(&na).await?, report(&nb).await?);
     summary(&a_stats, &b_stats, &ra, &rb)
+}
+
+/// The counters of two pipelines that carried one direction in turn (b's
+/// before and after its restart), added up.
+fn combined(first: &PipelineStats, second: &PipelineStats) -> PipelineStats {
+    PipelineStats {
+        offered: first.offered + second.offered,
+        delivered: first.delivered + second.delivered,
+        failed: first.failed + second.failed,
+        dropped: first.dropped + second.dropped,
+        cancelled: first.cancelled + second.cancelled,
+        sent_bytes: first.sent_bytes + second.sent_bytes,
+        ..PipelineStats::default()
+    }
 }
 
 fn summary(

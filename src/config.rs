@@ -10,6 +10,14 @@ use crate::local_member::LocalMember;
 use crate::peer_url::PeerUrl;
 use crate::version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
+/// What a sender's client connects with for `https://` URLs: rustls's
+/// client configuration with the `tls` feature, nothing without it.
+#[cfg(feature = "tls")]
+pub(crate) type ClientTls = std::sync::Arc<rustls::ClientConfig>;
+/// Without the `tls` feature there is no TLS configuration to hold.
+#[cfg(not(feature = "tls"))]
+pub(crate) type ClientTls = std::convert::Infallible;
+
 /// How many senders, hence POSTs in flight, a pipeline has
 /// (etcd `connPerPipeline`, `rafthttp/pipeline.go:35`).
 pub const CONN_PER_PIPELINE: usize = 4;
@@ -101,6 +109,11 @@ pub struct PipelineConfig {
     pub snapshot_stall_timeout: Duration,
     /// Where the senders run (default [`SenderPlacement::Current`]).
     pub placement: SenderPlacement,
+    /// TLS for `https://` peer URLs: the client certificate and the
+    /// trusted CA (default none: plain HTTP only). Usually
+    /// [`PeerTls::client_config`](crate::tls::PeerTls::client_config).
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl PipelineConfig {
@@ -120,6 +133,8 @@ impl PipelineConfig {
             response_timeout_per_mib: RESPONSE_TIMEOUT_PER_MIB,
             snapshot_stall_timeout: SNAPSHOT_STALL_TIMEOUT,
             placement: SenderPlacement::Current,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -157,6 +172,22 @@ impl PipelineConfig {
     pub fn placement(mut self, placement: SenderPlacement) -> Self {
         self.placement = placement;
         self
+    }
+
+    /// Sets the TLS client configuration for `https://` peer URLs.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// The senders' TLS configuration, if any (always none without the
+    /// `tls` feature).
+    pub(crate) fn client_tls(&self) -> Option<ClientTls> {
+        #[cfg(feature = "tls")]
+        return self.tls.clone();
+        #[cfg(not(feature = "tls"))]
+        return None;
     }
 
     /// The response timeout for a body of `len` bytes: the base timeout

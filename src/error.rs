@@ -48,6 +48,10 @@ pub enum Error {
     /// of [`crate::PipelineConfig`] passed.
     #[error("request timed out after {0:?}")]
     Timeout(Duration),
+    /// The message was for a peer the [`Transport`](crate::Transport) does
+    /// not know (`errMemberNotFound`): add the peer, or drop the message.
+    #[error("member not found")]
+    MemberNotFound,
     /// The message was cancelled because the pipeline stopped (`errStopped`).
     #[error("stopped")]
     Stopped,

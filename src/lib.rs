@@ -17,6 +17,20 @@
 //!   [`Inbound`]; with a [`receiver::SnapshotSink`] it also
 //!   receives streamed snapshots.
 //!
+//! # Public surface
+//!
+//! | what | items |
+//! |---|---|
+//! | this member | [`LocalMember`], [`Id`], [`PeerUrl`], [`membership`] (ids as etcd derives them, [`InitialCluster`]) |
+//! | a whole member | [`transport`]: [`Transport`] (one pipeline per peer, routed by `to`), [`MemberBuilder`] / [`Member`] (receiver server and transport in one call), [`TransportConfig`] |
+//! | sending to one peer | [`PipelineActor`], [`PipelineConfig`], [`SenderPlacement`], [`Recipients`], [`SenderActor`] |
+//! | messages to a pipeline | [`Envelope`], [`SendSnapshot`] (with a [`SnapshotBody`]: [`body_from_bytes`], [`body_from_reader`]), [`Stop`], [`GetStats`], [`UpdateUrls`], [`ResetConnections`] |
+//! | what a pipeline reports | [`ReportUnreachable`], [`ReportSnapshot`] ([`SnapshotStatus`]), [`PeerStatusChanged`], [`CriticalError`], [`Dropped`], [`PipelineStats`], [`FollowerStats`] |
+//! | receiving | [`receiver`] (routes, [`receiver::ReceiverConfig`], snapshot sinks), [`Inbound`], [`ReceivedSnapshot`], [`ProcessError`], [`nodelay`] |
+//! | wire types | [`raftpb`]; with the `raft-rs` feature, `raft_rs`: lossless conversions to and from raft-rs (tikv's `raft`) |
+//! | errors | [`Error`], [`TransportError`] |
+//! | defaults (etcd's names) | [`CONN_PER_PIPELINE`], [`PIPELINE_BUF_SIZE`], [`DIAL_TIMEOUT`], [`RESPONSE_TIMEOUT`], [`RESPONSE_TIMEOUT_PER_MIB`], [`SNAPSHOT_STALL_TIMEOUT`], [`SNAPSHOT_LIMIT_BYTES`], [`SERVER_VERSION`], [`MIN_CLUSTER_VERSION`] |
+//!
 //! # Quick start
 //!
 //! ```no_run
@@ -139,6 +153,18 @@
 //! for each MiB of body, so a large `MsgSnap` is not killed by a timeout
 //! sized for heartbeats.
 //!
+//! # Mutual TLS (feature `tls`)
+//!
+//! With the `tls` feature (off by default), the `tls` module speaks etcd's
+//! peer TLS with rustls 0.23 (the `ring` provider): `TlsInfo` takes etcd's
+//! `--peer-*` settings and loads a `PeerTls`, whose client configuration
+//! goes to `PipelineConfig::tls` (the senders post to `https://` URLs with
+//! a client certificate) and whose server configuration goes to actix-web's
+//! `HttpServer::bind_rustls_0_23` (client certificates required and
+//! verified in the handshake, with etcd's `--peer-cert-allowed-cn` and
+//! `--peer-cert-allowed-hostname`). Certificate files are read again when
+//! they change, for new connections.
+//!
 //! # Wire compatibility
 //!
 //! - HTTP/1.1 only: etcd's peer port sends HTTP/2 to gRPC.
@@ -173,11 +199,17 @@ mod peer_url;
 mod picker;
 mod pipeline;
 mod pool;
+#[cfg(feature = "raft-rs")]
+pub mod raft_rs;
 pub mod raftpb;
 pub mod receiver;
 mod sender;
 mod snapshot;
+mod snapshot_source;
 mod stats;
+#[cfg(feature = "tls")]
+pub mod tls;
+pub mod transport;
 mod version;
 mod wire;
 
@@ -198,7 +230,9 @@ pub use peer_url::PeerUrl;
 pub use pipeline::{PipelineActor, Recipients};
 pub use sender::SenderActor;
 pub use snapshot::{SnapshotBody, SNAPSHOT_LIMIT_BYTES};
+pub use snapshot_source::{body_from_bytes, body_from_reader};
 pub use stats::{FollowerStats, PipelineStats};
+pub use transport::{Member, MemberBuilder, Transport, TransportConfig};
 pub use version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 
 /// Not part of the API: pieces the benchmark and the integration tests

@@ -14,7 +14,7 @@
 //!   `sha1(concat(be64(id) for id in sorted member ids))`.
 //!
 //! The URLs are hashed in the form Go's `url.Parse(s).String()` prints them,
-//! after etcd's `types.NewURLs` checks; [`PeerUrl`](crate::PeerUrl) produces it.
+//! after etcd's `types.NewURLs` checks; [`PeerUrl`] produces it.
 //!
 //! ```
 //! use rafthttp_pipeline::membership::InitialCluster;
@@ -40,7 +40,7 @@ pub struct Member {
     pub name: String,
     /// The id etcd derives for it ([`member_id`]).
     pub id: Id,
-    /// Its peer URLs, normalised ([`PeerUrl`](crate::PeerUrl)) and sorted.
+    /// Its peer URLs, normalised ([`PeerUrl`]) and sorted.
     pub peer_urls: Vec<String>,
 }
 
@@ -147,7 +147,7 @@ impl Member {
 /// `--initial-cluster-token` `token`: the first 8 bytes, big-endian, of
 /// `sha1(concat(sorted normalised URLs) + token)`.
 ///
-/// Fails on a URL etcd would refuse ([`PeerUrl`](crate::PeerUrl)).
+/// Fails on a URL etcd would refuse ([`PeerUrl`]).
 pub fn member_id<S: AsRef<str>>(peer_urls: &[S], token: &str) -> Result<Id, Error> {
     let mut urls = peer_urls
         .iter()
@@ -193,7 +193,7 @@ mod tests {
         list.iter().map(|u| u.to_string()).collect()
     }
 
-    // Vector 1 of issue 4: etcd's defaults.
+    // etcd's defaults: `etcd` alone, as its logs and `endpoint status` show.
     #[test]
     fn default_single_member_cluster_matches_etcd() {
         let id = member_id(&["http://localhost:2380"], "etcd-cluster").unwrap();
@@ -209,7 +209,7 @@ mod tests {
         assert_eq!(c.cluster_id, Id(0xcdf818194e3a8c32));
     }
 
-    // Vector 2 of issue 4: two members, token "tok".
+    // Two members, token "tok", as etcd derives them.
     #[test]
     fn two_member_cluster_matches_etcd() {
         let c = InitialCluster::parse("a=http://127.0.0.1:2380,b=http://127.0.0.1:2390", "tok")

@@ -47,12 +47,18 @@ pub(crate) fn connector(
         })
 }
 
-/// A hook for `HttpServer::on_connect`: sets `TCP_NODELAY` on each plain
-/// TCP connection the server accepts. A TLS stream is left alone (set the
-/// option on its inner `TcpStream` in your own hook).
+/// A hook for `HttpServer::on_connect`: sets `TCP_NODELAY` on each TCP
+/// connection the server accepts, plain or, with the `tls` feature, under
+/// rustls 0.23 (`bind_rustls_0_23`).
 pub fn on_connect(connection: &dyn Any, _: &mut Extensions) {
     if let Some(stream) = connection.downcast_ref::<TcpStream>() {
         set_nodelay(stream);
+    }
+    #[cfg(feature = "tls")]
+    if let Some(stream) =
+        connection.downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>()
+    {
+        set_nodelay(stream.get_ref().0);
     }
 }
 

@@ -24,6 +24,7 @@ use futures::channel::oneshot;
 use futures::{future, StreamExt};
 
 use crate::body::Body;
+use crate::config::ClientTls;
 use crate::error::{Error, TransportError};
 use crate::snapshot::{ExactBody, SnapshotBody};
 use crate::wire::{check_post_response, RequestHeaders};
@@ -88,6 +89,8 @@ pub(crate) struct SenderSettings {
     pub(crate) snapshot_headers: Arc<RequestHeaders>,
     /// The connect timeout.
     pub(crate) dial_timeout: Duration,
+    /// TLS for `https://` URLs, if configured.
+    pub(crate) tls: Option<ClientTls>,
 }
 
 /// One of a pipeline's senders: one POST in flight at a time.
@@ -117,7 +120,7 @@ impl SenderActor {
     /// `awc::Client` is not `Send`. `gone` is dropped when the sender stops
     /// for good.
     pub(crate) fn new(index: usize, settings: SenderSettings, gone: oneshot::Sender<()>) -> Self {
-        let client = http_client(settings.dial_timeout);
+        let client = build_client(settings.dial_timeout, settings.tls.as_ref());
         SenderActor {
             index,
             settings,
@@ -135,13 +138,29 @@ impl SenderActor {
 /// this client. Every connection it opens has `TCP_NODELAY`.
 #[doc(hidden)]
 pub fn http_client(dial_timeout: Duration) -> awc::Client {
+    build_client(dial_timeout, None)
+}
+
+/// [`http_client`], speaking TLS to `https://` URLs with `tls` if given.
+/// Each new client opens new connections, which read the certificate
+/// files again if they changed.
+fn build_client(dial_timeout: Duration, tls: Option<&ClientTls>) -> awc::Client {
     let connector = awc::Connector::new()
         .connector(crate::nodelay::connector())
         .timeout(dial_timeout)
         .max_http_version(Version::HTTP_11);
+    // After `max_http_version`, which replaces the TLS configuration (and
+    // so not the builder's `max_http_version` either: it only calls the
+    // connector's again). Our TLS configuration offers HTTP/1.1 alone.
+    #[cfg(feature = "tls")]
+    let connector = match tls {
+        Some(config) => connector.rustls_0_23(config.clone()),
+        None => connector,
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
     awc::Client::builder()
         .connector(connector)
-        .max_http_version(Version::HTTP_11)
         .disable_redirects()
         .disable_timeout()
         .finish()
@@ -158,7 +177,7 @@ impl Supervised for SenderActor {
             self.index,
             self.settings.peer
         );
-        self.client = http_client(self.settings.dial_timeout);
+        self.client = build_client(self.settings.dial_timeout, self.settings.tls.as_ref());
         self.frozen = None;
     }
 }

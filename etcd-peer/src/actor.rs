@@ -1,17 +1,17 @@
 //! The actor around the logic: [`StandIn`] fed by the receiver, answering
-//! through one pipeline per peer, and counting.
+//! through the member's [`Transport`], and counting.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
 use log::{info, warn};
 use rafthttp_pipeline::raftpb::{Message, MessageType};
+use rafthttp_pipeline::transport::{SendMessages, StopTransport};
 use rafthttp_pipeline::ReceivedSnapshot;
 use rafthttp_pipeline::{
-    Envelope, Id, Inbound, PeerStatusChanged, PipelineActor, PipelineStats, ProcessError,
-    ReportSnapshot, ReportUnreachable, SnapshotStatus, Stop,
+    Id, Inbound, PeerStatusChanged, PipelineStats, ProcessError, ReportSnapshot, ReportUnreachable,
+    SnapshotStatus, Transport,
 };
 use serde_json::json;
 
@@ -19,16 +19,17 @@ use crate::events::{memory, Events};
 use crate::standin::StandIn;
 use crate::stats::{lock, type_name, Counts};
 
-/// Ask the stand-in to stop its pipelines; answers with their final stats.
+/// Ask the stand-in to stop its transport; answers with every pipeline's
+/// final stats.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<(Id, PipelineStats)>")]
 pub struct Shutdown;
 
 /// The stand-in as an actor: takes [`Inbound`] messages from the receiver,
-/// answers through one [`PipelineActor`] per peer, and counts.
+/// answers through the [`Transport`] (one pipeline per peer), and counts.
 pub struct StandInActor {
     pub(crate) logic: StandIn,
-    pub(crate) pipelines: HashMap<u64, Addr<PipelineActor>>,
+    pub(crate) transport: Addr<Transport>,
     pub(crate) counts: Arc<Mutex<Counts>>,
     pub(crate) stats_every: Option<Duration>,
     pub(crate) events: Events,
@@ -94,18 +95,15 @@ impl Handler<Inbound> for StandInActor {
         if let Some(from) = inbound.from {
             counts.senders.insert(from);
         }
-        for reply in replies {
+        for reply in &replies {
             if reply.reject && reply.msg_type() == Some(MessageType::MsgAppResp) {
                 counts.rejected_appends += 1;
             }
-            match self.pipelines.get(&reply.to) {
-                Some(pipeline) => {
-                    *counts.outbound.entry(type_name(reply.r#type)).or_default() += 1;
-                    pipeline.do_send(Envelope(reply));
-                }
-                None => warn!("no pipeline to {}", Id(reply.to)),
-            }
+            *counts.outbound.entry(type_name(reply.r#type)).or_default() += 1;
         }
+        // A reply to a peer the transport does not know comes back as
+        // ReportUnreachable, like any message that is not delivered.
+        self.transport.do_send(SendMessages(replies));
         Ok(())
     }
 }
@@ -153,14 +151,10 @@ impl Handler<Shutdown> for StandInActor {
     type Result = ResponseFuture<Vec<(Id, PipelineStats)>>;
 
     fn handle(&mut self, _: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
-        let pipelines: Vec<_> = self.pipelines.drain().collect();
+        let stopped = self.transport.send(StopTransport);
         Box::pin(async move {
-            let mut stats = Vec::new();
-            for (peer, pipeline) in pipelines {
-                if let Ok(s) = pipeline.send(Stop).await {
-                    stats.push((Id(peer), s));
-                }
-            }
+            let mut stats: Vec<_> = stopped.await.unwrap_or_default().into_iter().collect();
+            stats.sort_by_key(|(peer, _)| *peer);
             stats
         })
     }

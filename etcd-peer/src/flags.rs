@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rafthttp_pipeline::membership::{InitialCluster, Member, DEFAULT_INITIAL_CLUSTER_TOKEN};
+use rafthttp_pipeline::tls::TlsInfo;
 
 const USAGE: &str = "\
 usage: etcd-peer --initial-cluster NAME=URL,... [options]
@@ -12,7 +13,16 @@ usage: etcd-peer --initial-cluster NAME=URL,... [options]
   --name NAME                     this member's name in --initial-cluster (default \"default\")
   --initial-cluster LIST          the cluster's members, name=peer-url,... as etcd takes it
   --initial-cluster-token TOKEN   the token the cluster was started with (default \"etcd-cluster\")
-  --listen-peer-urls URLS         where to listen, http only (default: this member's URLs)
+  --listen-peer-urls URLS         where to listen, all http or all https (default: this
+                                  member's URLs)
+  --peer-cert-file FILE           peer TLS: this member's certificate (PEM), served and
+                                  presented as the client certificate
+  --peer-key-file FILE            its private key (PEM)
+  --peer-trusted-ca-file FILE     the CA peers' certificates must chain to (PEM)
+  --peer-client-cert-auth         require and verify peers' client certificates
+  --peer-cert-allowed-cn CN,...   admit only client certificates with one of these CNs
+  --peer-cert-allowed-hostname H,...
+                                  admit only client certificates valid for one of these
   --data-dir DIR                  take snapshots: store the leader's databases in DIR as
                                   %016x.snap.db (without it, POST /raft/snapshot is 404)
   --down-until-signal             hold the member down (port bound, connections refused)
@@ -84,6 +94,18 @@ pub struct Flags {
     pub fail_snapshots: u64,
     /// `--fail-mode`.
     pub fail_mode: FailMode,
+    /// `--peer-cert-file`.
+    pub peer_cert_file: Option<PathBuf>,
+    /// `--peer-key-file`.
+    pub peer_key_file: Option<PathBuf>,
+    /// `--peer-trusted-ca-file`.
+    pub peer_trusted_ca_file: Option<PathBuf>,
+    /// `--peer-client-cert-auth`.
+    pub peer_client_cert_auth: bool,
+    /// `--peer-cert-allowed-cn`.
+    pub peer_cert_allowed_cn: Vec<String>,
+    /// `--peer-cert-allowed-hostname`.
+    pub peer_cert_allowed_hostname: Vec<String>,
 }
 
 impl Flags {
@@ -104,6 +126,12 @@ impl Flags {
             events: false,
             fail_snapshots: 0,
             fail_mode: FailMode::Status500,
+            peer_cert_file: None,
+            peer_key_file: None,
+            peer_trusted_ca_file: None,
+            peer_client_cert_auth: false,
+            peer_cert_allowed_cn: Vec::new(),
+            peer_cert_allowed_hostname: Vec::new(),
         };
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -120,6 +148,14 @@ impl Flags {
                 "no-append-ack" => flags.no_append_ack = true,
                 "down-until-signal" => flags.down_until_signal = true,
                 "events" => flags.events = true,
+                // A Go bool flag: bare, or `=true` / `=false`.
+                "peer-client-cert-auth" => {
+                    flags.peer_client_cert_auth = match inline.as_deref() {
+                        None | Some("true") | Some("1") => true,
+                        Some("false") | Some("0") => false,
+                        Some(other) => return Err(format!("--{key}={other:?}: not a bool")),
+                    }
+                }
                 "name"
                 | "initial-cluster"
                 | "initial-cluster-token"
@@ -128,7 +164,12 @@ impl Flags {
                 | "start-delay"
                 | "stats-every"
                 | "fail-snapshots"
-                | "fail-mode" => {
+                | "fail-mode"
+                | "peer-cert-file"
+                | "peer-key-file"
+                | "peer-trusted-ca-file"
+                | "peer-cert-allowed-cn"
+                | "peer-cert-allowed-hostname" => {
                     let value = match inline {
                         Some(v) => v,
                         None => args
@@ -170,6 +211,11 @@ impl Flags {
                     .collect();
             }
             "data-dir" if !value.is_empty() => self.data_dir = Some(PathBuf::from(value)),
+            "peer-cert-file" => self.peer_cert_file = Some(PathBuf::from(value)),
+            "peer-key-file" => self.peer_key_file = Some(PathBuf::from(value)),
+            "peer-trusted-ca-file" => self.peer_trusted_ca_file = Some(PathBuf::from(value)),
+            "peer-cert-allowed-cn" => self.peer_cert_allowed_cn = list(&value),
+            "peer-cert-allowed-hostname" => self.peer_cert_allowed_hostname = list(&value),
             "start-delay" => self.start_delay = Some(seconds(&value)?),
             "stats-every" => self.stats_every = Some(seconds(&value)?),
             "fail-snapshots" => {
@@ -187,6 +233,23 @@ impl Flags {
             _ => return Err(format!("--{key} {value:?}: bad value\n{USAGE}")),
         }
         Ok(())
+    }
+
+    /// Peer TLS from etcd's flags, if `--peer-cert-file` is given; the
+    /// listeners then speak TLS and the pipelines post to `https://` URLs.
+    pub fn tls(&self) -> Result<Option<TlsInfo>, String> {
+        let (Some(cert), key) = (&self.peer_cert_file, &self.peer_key_file) else {
+            return Ok(None);
+        };
+        let key = key
+            .as_ref()
+            .ok_or("--peer-cert-file needs --peer-key-file")?;
+        let mut info = TlsInfo::new(cert, key)
+            .client_cert_auth(self.peer_client_cert_auth)
+            .allowed_cn(self.peer_cert_allowed_cn.clone())
+            .allowed_hostname(self.peer_cert_allowed_hostname.clone());
+        info.trusted_ca_file = self.peer_trusted_ca_file.clone();
+        Ok(Some(info))
     }
 
     /// Whether the member starts held down.
@@ -207,16 +270,36 @@ impl Flags {
         } else {
             self.listen_peer_urls.clone()
         };
+        let https = listen
+            .iter()
+            .filter(|url| url.starts_with("https://"))
+            .count();
+        if https > 0 && https < listen.len() {
+            return Err("--listen-peer-urls: all http or all https".into());
+        }
+        if https > 0 && self.peer_cert_file.is_none() {
+            return Err("--listen-peer-urls: https needs --peer-cert-file".into());
+        }
         let addrs = listen
             .iter()
             .map(|url| {
                 url.strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"))
                     .map(|a| a.trim_end_matches('/').to_owned())
-                    .ok_or_else(|| format!("--listen-peer-urls {url:?}: only http:// is supported"))
+                    .ok_or_else(|| format!("--listen-peer-urls {url:?}: only http and https"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok((cluster, me, addrs))
     }
+}
+
+/// A comma-separated flag value as a list (empty items dropped).
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -286,5 +369,41 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn etcds_peer_tls_flags() {
+        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let base = "--name a --initial-cluster a=https://127.0.0.1:1";
+        assert_eq!(Flags::parse(args(base)).unwrap().tls(), Ok(None));
+        assert!(
+            Flags::parse(args(base)).unwrap().resolve().is_err(),
+            "https without a certificate"
+        );
+        let f = Flags::parse(args(&format!(
+            "{base} --peer-cert-file c.pem --peer-key-file k.pem --peer-trusted-ca-file ca.pem \
+             --peer-client-cert-auth --peer-cert-allowed-cn m1,m2"
+        )))
+        .unwrap();
+        assert_eq!(f.resolve().unwrap().2, ["127.0.0.1:1"]);
+        let tls = f.tls().unwrap().unwrap();
+        assert_eq!(tls.cert_file, Path::new("c.pem"));
+        assert_eq!(tls.key_file, Path::new("k.pem"));
+        assert_eq!(tls.trusted_ca_file.as_deref(), Some(Path::new("ca.pem")));
+        assert!(tls.client_cert_auth);
+        assert_eq!(tls.allowed_cn, ["m1", "m2"]);
+        let f = Flags::parse(args(&format!(
+            "{base} --peer-cert-file c --peer-key-file k --peer-client-cert-auth=false \
+             --peer-cert-allowed-hostname h"
+        )))
+        .unwrap();
+        let tls = f.tls().unwrap().unwrap();
+        assert!(!tls.client_cert_auth);
+        assert_eq!(tls.allowed_hostname, ["h"]);
+        let no_key = Flags::parse(args(&format!("{base} --peer-cert-file c"))).unwrap();
+        assert!(no_key.tls().is_err());
+        let mixed = "--name a --initial-cluster a=https://127.0.0.1:1 --peer-cert-file c \
+                     --listen-peer-urls http://127.0.0.1:1,https://127.0.0.1:2";
+        assert!(Flags::parse(args(mixed)).unwrap().resolve().is_err());
     }
 }

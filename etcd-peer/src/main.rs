@@ -3,7 +3,7 @@
 //! raft log, which is what raft needs to decide whether an append fits.
 //!
 //! It answers etcd's raft messages as a raft follower would, with every
-//! message in both directions carried by [`PipelineActor`] (out) and the
+//! message in both directions carried by the [`Transport`] (out, one pipeline per peer) and the
 //! [`receiver`] (in):
 //!
 //! - it grants `MsgVote` and `MsgPreVote` (once per term for `MsgVote`);
@@ -56,7 +56,7 @@
 //! ([`actor`], [`members`], [`sockets`], [`server`]). The tests under
 //! `tests/` run this binary beside a real etcd.
 //!
-//! [`PipelineActor`]: rafthttp_pipeline::PipelineActor
+//! [`Transport`]: rafthttp_pipeline::Transport
 //! [`receiver`]: rafthttp_pipeline::receiver
 
 mod actor;

@@ -1,7 +1,6 @@
 //! The wiring: the actor, one pipeline per peer, and the HTTP server with
 //! the receiver's routes and etcd's `/members`.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -10,14 +9,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix::prelude::*;
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::{ServerHandle, Service};
+use actix_web::rt::net::TcpStream;
 use actix_web::{web, App, HttpServer};
 use log::{info, warn};
 use rafthttp_pipeline::membership::{InitialCluster, Member};
 use rafthttp_pipeline::receiver::SnapshotConfig;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::transport::{AddPeer, TransportConfig};
 use rafthttp_pipeline::LocalMember;
-use rafthttp_pipeline::{Id, PipelineActor, PipelineConfig, PipelineStats, Recipients};
+use rafthttp_pipeline::{Id, PipelineStats, Recipients, Transport};
 use serde_json::json;
 
 use crate::actor::{Shutdown, StandInActor};
@@ -36,7 +38,8 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops serving, then stops the pipelines; returns their final stats.
+    /// Stops serving, then stops the transport; returns every pipeline's
+    /// final stats.
     pub async fn stop(self) -> Vec<(Id, PipelineStats)> {
         self.server.stop(true).await;
         self.actor.send(Shutdown).await.unwrap_or_default()
@@ -44,7 +47,7 @@ impl Running {
 }
 
 /// Starts the stand-in on `listeners`, inside a running actix `System`:
-/// the actor, one pipeline per peer, and the HTTP server. The actor counts
+/// the actor, its transport (one pipeline per peer), and the HTTP server. The actor counts
 /// into `counts`.
 pub fn start_on(
     flags: &Flags,
@@ -62,24 +65,36 @@ pub fn start_on(
         peers.len()
     );
     let events = Events::new(flags.events);
-    let ctx = Context::<StandInActor>::new();
-    let addr = ctx.address();
-    let mut pipelines = HashMap::new();
     let local = LocalMember::new(me.id, cluster.cluster_id).peer_urls(me.peer_urls.clone());
-    for peer in &peers {
-        let config = PipelineConfig::new(&local, peer.id, peer.peer_urls.clone());
-        let recipients = Recipients::from_addr(&addr).peer_status(addr.clone().recipient());
-        let pipeline = PipelineActor::start(config, recipients).map_err(io::Error::other)?;
-        pipelines.insert(peer.id.0, pipeline);
+    let tls = match flags.tls().map_err(io::Error::other)? {
+        Some(info) => Some(info.load().map_err(io::Error::other)?),
+        None => None,
+    };
+    let mut config = TransportConfig::new(&local);
+    if let Some(tls) = &tls {
+        let client = tls.client_config();
+        config = config.pipeline_with(|p| p.tls(client));
     }
     let peer_ids: Vec<Id> = peers.iter().map(|p| p.id).collect();
-    let actor = ctx.run(StandInActor {
-        logic: StandIn::new(me.id, &peer_ids, !flags.no_append_ack),
-        pipelines,
-        counts,
-        stats_every: flags.stats_every,
-        events,
+    let logic = StandIn::new(me.id, &peer_ids, !flags.no_append_ack);
+    let stats_every = flags.stats_every;
+    let (transport, actor) = Transport::start_with(config, |transport| {
+        let actor = StandInActor {
+            logic,
+            transport,
+            counts,
+            stats_every,
+            events,
+        }
+        .start();
+        let recipients = Recipients::from_addr(&actor).peer_status(actor.clone().recipient());
+        (recipients, actor)
     });
+    for peer in &peers {
+        // --initial-cluster's URLs were checked when it was parsed.
+        let urls = peer.peer_urls.clone();
+        transport.do_send(AddPeer { id: peer.id, urls });
+    }
 
     let mut receiver_config =
         ReceiverConfig::new(&local, actor.clone().recipient()).serve_version(true);
@@ -141,7 +156,7 @@ pub fn start_on(
     })
     .on_connect(|conn, data| {
         rafthttp_pipeline::nodelay::on_connect(conn, data);
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Some(tcp) = tcp_stream(conn) {
             data.insert(PeerSocket(tcp.as_raw_fd()));
         }
     })
@@ -149,7 +164,10 @@ pub fn start_on(
     .disable_signals();
     for listener in listeners {
         info!("listening for peers on {}", listener.local_addr()?);
-        server = server.listen(listener)?;
+        server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(listener, tls.server_config())?,
+            None => server.listen(listener)?,
+        };
     }
     let server = server.run();
     let handle = server.handle();
@@ -161,5 +179,13 @@ pub fn start_on(
     Ok(Running {
         server: handle,
         actor,
+    })
+}
+
+/// The TCP stream under an accepted connection, plain or TLS.
+fn tcp_stream(conn: &dyn std::any::Any) -> Option<&TcpStream> {
+    conn.downcast_ref::<TcpStream>().or_else(|| {
+        conn.downcast_ref::<TlsStream<TcpStream>>()
+            .map(|tls| tls.get_ref().0)
     })
 }

@@ -333,9 +333,12 @@ fn catch_up(token: &str, failures: Failures) {
     });
     let appends = cluster.b.seen("append");
     let rejected = appends.iter().filter(|e| e["reject"] == true).count();
+    // etcd's raft probes from its own snapshot's index, which can sit a
+    // little below the merged snapshot's (etcd merges at its applied index),
+    // but never below the compaction: nothing was replayed from the log.
     for a in &appends {
         assert!(
-            a["index"].as_u64() >= Some(index),
+            a["index"].as_u64() > Some(compacted),
             "etcd resumed from the snapshot: {a}"
         );
     }

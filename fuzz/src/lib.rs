@@ -2,11 +2,11 @@
 //! AFL++ targets in `src/bin/` and by the regression tests in `tests/`,
 //! which replay every saved input (seeds and past crashes).
 //!
-//! - [`request`]: one arbitrary request (method, path, headers, body)
+//! - [`Target::request`]: one arbitrary request (method, path, headers, body)
 //!   through the receiver's real actix-web service;
-//! - [`snapshot`]: an arbitrary body for a well-formed `POST
+//! - [`Target::snapshot`]: an arbitrary body for a well-formed `POST
 //!   /raft/snapshot`, so that the snapshot frame decoder sees every input;
-//! - [`raftpb`]: an arbitrary `raftpb.Message` encoding, decoded, and
+//! - [`raftpb()`]: an arbitrary `raftpb.Message` encoding, decoded, and
 //!   re-encoded when it decodes.
 //!
 //! Inputs either pass or panic; a panic is what AFL++ records as a crash.

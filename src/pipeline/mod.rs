@@ -72,6 +72,7 @@ impl PipelineActor {
             headers: Arc::new(RequestHeaders::new(&config, CONTENT_TYPE_PROTOBUF)?),
             snapshot_headers: Arc::new(RequestHeaders::new(&config, CONTENT_TYPE_OCTET_STREAM)?),
             dial_timeout: config.dial_timeout,
+            tls: config.client_tls(),
         };
         let (senders, gone) = start_senders(&config, &settings);
         log::info!(

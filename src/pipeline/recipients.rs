@@ -7,13 +7,14 @@ use crate::id::Id;
 use crate::messages::{CriticalError, PeerStatusChanged, ReportSnapshot, ReportUnreachable};
 use crate::peer::Report;
 
-/// Where the pipeline sends its raft callbacks and notifications.
+/// Where a pipeline, or a [`Transport`](crate::Transport) for all its
+/// pipelines, sends its raft callbacks and notifications.
 #[derive(Clone)]
 pub struct Recipients {
-    unreachable: Recipient<ReportUnreachable>,
-    snapshot: Recipient<ReportSnapshot>,
-    peer_status: Option<Recipient<PeerStatusChanged>>,
-    critical_errors: Option<Recipient<CriticalError>>,
+    pub(crate) unreachable: Recipient<ReportUnreachable>,
+    pub(crate) snapshot: Recipient<ReportSnapshot>,
+    pub(crate) peer_status: Option<Recipient<PeerStatusChanged>>,
+    pub(crate) critical_errors: Option<Recipient<CriticalError>>,
 }
 
 impl Recipients {
@@ -51,6 +52,15 @@ impl Recipients {
     pub fn critical_errors(mut self, recipient: Recipient<CriticalError>) -> Self {
         self.critical_errors = Some(recipient);
         self
+    }
+
+    /// The same recipients, with status changes sent to `status` instead
+    /// (the transport's tap, which keeps `ActiveSince` and forwards them).
+    pub(crate) fn with_status_tap(&self, status: Recipient<PeerStatusChanged>) -> Recipients {
+        Recipients {
+            peer_status: Some(status),
+            ..self.clone()
+        }
     }
 
     /// Carries out `report` about `peer`: logs it when it is a log line,

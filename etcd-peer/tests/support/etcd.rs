@@ -123,6 +123,8 @@ pub struct EtcdConfig {
     pub timers_ms: Option<(u64, u64)>,
     /// More flags, e.g. `--snapshot-count 100`, after the others.
     pub extra_args: Vec<String>,
+    /// The peer URL's scheme: `http`, or `https` with [`EtcdConfig::peer_tls`].
+    pub peer_scheme: &'static str,
 }
 
 impl EtcdConfig {
@@ -137,7 +139,26 @@ impl EtcdConfig {
             others: Vec::new(),
             timers_ms: None,
             extra_args: Vec::new(),
+            peer_scheme: "http",
         }
+    }
+
+    /// Peer TLS with client-cert auth: `https://` peer URLs, etcd's
+    /// `--peer-cert-file`, `--peer-key-file`, `--peer-trusted-ca-file` and
+    /// `--peer-client-cert-auth`.
+    pub fn peer_tls(mut self, cert: &Path, key: &Path, ca: &Path) -> EtcdConfig {
+        self.peer_scheme = "https";
+        for (flag, path) in [
+            ("--peer-cert-file", cert),
+            ("--peer-key-file", key),
+            ("--peer-trusted-ca-file", ca),
+        ] {
+            self.extra_args
+                .extend([flag.to_owned(), path.display().to_string()]);
+        }
+        self.extra_args
+            .push("--peer-client-cert-auth=true".to_owned());
+        self
     }
 
     /// Adds a member to the initial cluster.
@@ -167,7 +188,7 @@ impl EtcdConfig {
 
     /// This member's peer URL.
     pub fn peer_url(&self) -> String {
-        loopback_url(self.peer_port)
+        format!("{}://127.0.0.1:{}", self.peer_scheme, self.peer_port)
     }
 
     /// This member's client URL.
@@ -262,7 +283,12 @@ impl Etcd {
             log_path,
             dir,
         };
-        let peer = ("127.0.0.1", etcd.config.peer_port);
+        // A TLS peer port does not answer plain HTTP; the client port does.
+        let port = match etcd.config.peer_scheme {
+            "https" => etcd.config.client_port,
+            _ => etcd.config.peer_port,
+        };
+        let peer = ("127.0.0.1", port);
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Ok(Some(status)) = etcd.child.try_wait() {
