@@ -6,6 +6,8 @@
 //! - [`member`]: a receiving member (our receiver and that raft actor) on
 //!   loopback;
 //! - [`peers`]: peers that misbehave on purpose;
+//! - [`proxy`]: a loopback fault proxy between a pipeline and a real
+//!   receiver;
 //! - [`messages`]: raft messages and their bytes;
 //! - [`raftpb_json`]: raft messages from the JSON of etcd's vectors;
 //! - [`server`]: the loopback actix-web server under all of them;
@@ -21,6 +23,7 @@ pub mod http;
 pub mod member;
 pub mod messages;
 pub mod peers;
+pub mod proxy;
 pub mod raft;
 pub mod raftpb_json;
 pub mod server;
