@@ -23,6 +23,7 @@
 //! processed what A's pipelines delivered, no POST failed, every message is
 //! accounted for after `Stop`) and exits non-zero when a check fails.
 
+mod allocator;
 mod args;
 mod child;
 mod ending;
@@ -82,6 +83,7 @@ impl Bench {
 }
 
 fn main() {
+    allocator::tune();
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.first().map(String::as_str) == Some("plot") {
         return plot::main(&raw[1..]);

@@ -121,6 +121,7 @@ mod answer;
 mod budget;
 pub(crate) mod checks;
 mod decode;
+mod gather;
 mod in_flight;
 mod inflow;
 mod probing;

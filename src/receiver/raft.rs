@@ -9,18 +9,16 @@
 use std::rc::Rc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::answer::{Rejection, Route};
 use super::budget::Lease;
 use super::checks::{check_declared_length, check_method, declared_length, CheckError};
+use super::gather::Gather;
 use super::inflow::{close_if_unread, Inflow, ReadError};
 use super::worker::{peer_headers, Worker};
 use crate::id::Id;
 use crate::messages::Inbound;
-
-/// The smallest buffer a body is read into; it doubles as bytes arrive.
-const MIN_BODY_CAPACITY: usize = 16 * 1024;
 
 /// Serves one `POST /raft`.
 pub(crate) async fn serve(
@@ -71,49 +69,24 @@ async fn receive(
     worker.deliver(inbound).await
 }
 
-/// Reads the whole body into one buffer that grows, by doubling, only as
-/// bytes arrive, each growth charged to `lease` before it is allocated;
-/// stops with 413 as soon as the body grows past `limit`, with 503 when
-/// the budget cannot take it, with 408 when it stalls. Each received chunk
-/// is copied once; the result is handed on as `Bytes` without further
-/// copies, and the decoded message's byte fields share it.
+/// Reads the whole body as it arrives, each chunk charged to `lease`
+/// before it is kept ([`Gather`]); stops with 413 as soon as the body grows
+/// past `limit`, with 503 when the budget cannot take it, with 408 when it
+/// stalls. The body is copied at most once, and the decoded message's byte
+/// fields share the result.
 async fn read_body(
     inflow: &mut Inflow<'_>,
     lease: &mut Lease,
     limit: usize,
 ) -> Result<Bytes, Rejection> {
-    let mut buf = BytesMut::new();
+    let mut body = Gather::default();
     while let Some(chunk) = inflow.next().await.map_err(read_rejection)? {
-        if chunk.len() > limit - buf.len() {
+        if chunk.len() > limit - body.len() {
             return Err(CheckError::TooLarge { limit }.into());
         }
-        if chunk.len() > buf.capacity() - buf.len() {
-            buf = grow(buf, chunk.len(), limit, lease)?;
-        }
-        buf.extend_from_slice(&chunk);
+        body.push(chunk, lease)?;
     }
-    Ok(buf.freeze())
-}
-
-/// A buffer with room for `more` bytes after `buf`'s: twice as large (at
-/// least [`MIN_BODY_CAPACITY`], at most `limit`), charged before it is
-/// allocated; the old one is given back once copied.
-fn grow(
-    buf: BytesMut,
-    more: usize,
-    limit: usize,
-    lease: &mut Lease,
-) -> Result<BytesMut, Rejection> {
-    let needed = buf.len() + more;
-    let capacity = (buf.capacity() * 2)
-        .max(MIN_BODY_CAPACITY)
-        .min(limit)
-        .max(needed);
-    lease.grow(capacity)?;
-    let mut bigger = BytesMut::with_capacity(capacity);
-    bigger.extend_from_slice(&buf);
-    lease.shrink(buf.capacity());
-    Ok(bigger)
+    Ok(body.finish(lease)?)
 }
 
 /// The answer to a body that could not be read: 408 for a stall (etcd's
