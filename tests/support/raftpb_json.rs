@@ -49,7 +49,7 @@ pub fn u64_of(v: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("{key:?} is not a u64 in {v}"))
 }
 
-fn bool_of(v: &Value, key: &str) -> bool {
+pub fn bool_of(v: &Value, key: &str) -> bool {
     field(v, key)
         .as_bool()
         .unwrap_or_else(|| panic!("{key:?} is not a bool in {v}"))
