@@ -2,23 +2,21 @@
 //! (etcd's `rafthttp.Transport`, `rafthttp/transport.go`).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::time::SystemTime;
 
 use actix::prelude::*;
-use futures::future::{join_all, BoxFuture, FutureExt};
+use futures::future::{join_all, FutureExt};
 
 use super::config::TransportConfig;
 use super::error::{member_not_found, PeerError};
 use super::messages::*;
+use super::peers::{stop_all, stop_peer, stop_pipeline, PeerPipeline};
 use super::probing::Probing;
 use super::refusal::refuse;
 use super::status_tap::{StatusTap, TappedStatus};
 use crate::error::Error;
 use crate::id::Id;
-use crate::messages::{
-    Dropped, Envelope, GetStats, PeerStatusChanged, SendSnapshot, Stop, UpdateUrls,
-};
+use crate::messages::{Dropped, Envelope, GetStats, PeerStatusChanged, SendSnapshot, UpdateUrls};
 use crate::peer_url::PeerUrl;
 use crate::pipeline::PipelineActor;
 use crate::pipeline::Recipients;
@@ -26,20 +24,6 @@ use crate::prober::{GetHealth, PeerHealth};
 use crate::raftpb::Message as RaftMessage;
 use crate::stats::PipelineStats;
 use crate::stream::{PeerStreams, StreamPeer};
-
-/// One peer's (or remote's) pipeline and what the transport knows of it.
-struct PeerPipeline {
-    pipeline: Addr<PipelineActor>,
-    /// Which pipeline this is, so a status change from a pipeline that was
-    /// replaced is not taken for the current one's.
-    generation: u64,
-    active_since: Option<SystemTime>,
-    /// The peer's streams, when the transport has them (never a remote's).
-    streams: Option<PeerStreams>,
-    /// Where this generation's status changes go (the pipeline's, and the
-    /// stream readers').
-    status: Recipient<PeerStatusChanged>,
-}
 
 /// A member's transport: one [`PipelineActor`] per peer, messages routed
 /// by `to`. See the [module docs](super).
@@ -203,37 +187,6 @@ impl Transport {
             recipient.do_send(change);
         }
     }
-}
-
-/// Stops `pipelines` and resolves with each one's final counters.
-fn stop_all(
-    pipelines: Vec<(Id, PeerPipeline)>,
-) -> impl Future<Output = HashMap<Id, PipelineStats>> {
-    let stops = pipelines.into_iter().map(|(id, entry)| async move {
-        let stats = stop_peer(id, entry).await;
-        (id, stats)
-    });
-    join_all(stops).map(|all| all.into_iter().collect())
-}
-
-/// Stops a peer's streams and pipeline; resolves with the pipeline's
-/// final counters.
-fn stop_peer(id: Id, entry: PeerPipeline) -> BoxFuture<'static, PipelineStats> {
-    if let Some(streams) = entry.streams {
-        streams.stop();
-    }
-    stop_pipeline(id, entry.pipeline)
-}
-
-/// Stops one pipeline and resolves with its final counters.
-fn stop_pipeline(id: Id, pipeline: Addr<PipelineActor>) -> BoxFuture<'static, PipelineStats> {
-    async move {
-        pipeline.send(Stop).await.unwrap_or_else(|err| {
-            log::warn!("pipeline to {id} did not answer stop: {err}");
-            PipelineStats::default()
-        })
-    }
-    .boxed()
 }
 
 impl Actor for Transport {

@@ -46,6 +46,7 @@ mod config;
 mod error;
 mod member;
 mod messages;
+mod peers;
 mod probing;
 mod refusal;
 mod status_tap;
