@@ -6,16 +6,16 @@ use prometheus::core::Collector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The namespace of every family (`Namespace: "etcd"`, metrics.go).
-pub const NAMESPACE: &str = "etcd";
+pub(super) const NAMESPACE: &str = "etcd";
 /// The subsystem of every family (`Subsystem: "network"`, metrics.go).
-pub const SUBSYSTEM: &str = "network";
+pub(super) const SUBSYSTEM: &str = "network";
 
 /// The snapshot duration buckets, `ExponentialBuckets(0.1, 2, 10)`: 0.1 s
 /// to 51.2 s (metrics.go:108-110, 148-150).
-pub const SNAPSHOT_BUCKETS: (f64, f64, usize) = (0.1, 2.0, 10);
+pub(super) const SNAPSHOT_BUCKETS: (f64, f64, usize) = (0.1, 2.0, 10);
 /// The round-trip time buckets, `ExponentialBuckets(0.0001, 2, 16)`:
 /// 0.1 ms to 3.2768 s (metrics.go:161-163).
-pub const ROUND_TRIP_BUCKETS: (f64, f64, usize) = (0.0001, 2.0, 16);
+pub(super) const ROUND_TRIP_BUCKETS: (f64, f64, usize) = (0.0001, 2.0, 16);
 
 /// The label naming the remote member a message went to.
 pub(crate) const TO: &[&str] = &["To"];

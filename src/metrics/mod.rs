@@ -2,7 +2,7 @@
 //! and alerts already read.
 //!
 //! [`Metrics::register`] creates etcd's fifteen rafthttp families
-//! ([`families`]) in a [`Registry`] you own (there is no hidden global
+//! (`families`) in a [`Registry`] you own (there is no hidden global
 //! registry), and the handle's methods, named for the events, count them
 //! as etcd does. [`http::configure`] mounts `GET /metrics`, which serves
 //! the registry in Prometheus' text format.
@@ -16,7 +16,7 @@
 //! As in etcd, a series appears with its first event: a family with no
 //! events yet is left out of the exposition.
 
-pub mod families;
+mod families;
 pub mod http;
 
 use std::sync::Arc;

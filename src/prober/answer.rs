@@ -11,11 +11,11 @@ use serde_json::Value;
 
 /// The largest answer body read (etcd's is about 60 bytes); a longer one
 /// fails the probe.
-pub const MAX_ANSWER_BYTES: usize = 4096;
+pub(super) const MAX_ANSWER_BYTES: usize = 4096;
 
 /// Why a probe failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProbeError {
+pub(super) enum ProbeError {
     /// The answer was not 200 (xiang90/probing `prober.go:63`).
     #[error("got unexpected HTTP status code {status} from {url}")]
     Status {
@@ -76,7 +76,7 @@ impl PeerClock {
 ///
 /// As Go's `json.Decoder` in the prober, the first JSON value of the body
 /// is read, keys match without regard to case, unknown keys are ignored.
-pub fn check_answer(
+pub(super) fn check_answer(
     url: &str,
     status: u16,
     date: Option<&str>,
@@ -129,7 +129,7 @@ pub fn check_answer(
 /// Parses an RFC 3339 time as Go's `time.Time` JSON decoding does
 /// (`2006-01-02T15:04:05.999999999Z07:00`): a fraction of 1 to 9 digits is
 /// optional, the zone is `Z` or `±hh:mm`.
-pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+pub(super) fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
         return None;

@@ -10,38 +10,38 @@ use super::answer::PeerClock;
 
 /// How often a peer is probed: etcd's `proberInterval`, `ConnReadTimeout -
 /// 1s` (probing_status.go:36, peer.go:40).
-pub const PROBER_INTERVAL: Duration = Duration::from_secs(4);
+pub(super) const PROBER_INTERVAL: Duration = Duration::from_secs(4);
 /// How often a healthy peer's status is checked (etcd's
 /// `statusMonitoringInterval`, probing_status.go:37).
-pub const STATUS_MONITORING_INTERVAL: Duration = Duration::from_secs(30);
+pub(super) const STATUS_MONITORING_INTERVAL: Duration = Duration::from_secs(30);
 /// How often an unhealthy peer's status is checked, and when the first
 /// check comes (etcd's `statusErrorInterval`, probing_status.go:38).
-pub const STATUS_ERROR_INTERVAL: Duration = Duration::from_secs(5);
+pub(super) const STATUS_ERROR_INTERVAL: Duration = Duration::from_secs(5);
 /// The clock difference past which etcd warns (probing_status.go:84).
-pub const MAX_CLOCK_DIFFERENCE: Duration = Duration::from_secs(1);
+pub(super) const MAX_CLOCK_DIFFERENCE: Duration = Duration::from_secs(1);
 /// How long a probe may take: etcd's probes share the pipeline's
 /// transport, whose reads time out after `ConnReadTimeout` (peer.go:40).
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The weight of a new round trip in the smoothed one (xiang90/probing
 /// `status.go` `α`): `SRTT = (1-α)·SRTT + α·RTT`.
-pub const SRTT_WEIGHT: f64 = 0.125;
+pub(super) const SRTT_WEIGHT: f64 = 0.125;
 
 /// The prober's intervals and thresholds; [`Default`] gives etcd's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProberConfig {
-    /// Time between two probes of a peer ([`PROBER_INTERVAL`]).
+    /// Time between two probes of a peer (`PROBER_INTERVAL`).
     pub interval: Duration,
     /// Time between two checks of a healthy peer
-    /// ([`STATUS_MONITORING_INTERVAL`]).
+    /// (`STATUS_MONITORING_INTERVAL`).
     pub monitoring_interval: Duration,
     /// Time to the first check, and between two checks of an unhealthy
-    /// peer ([`STATUS_ERROR_INTERVAL`]).
+    /// peer (`STATUS_ERROR_INTERVAL`).
     pub error_interval: Duration,
     /// The clock difference past which a check warns
-    /// ([`MAX_CLOCK_DIFFERENCE`]).
+    /// (`MAX_CLOCK_DIFFERENCE`).
     pub max_clock_difference: Duration,
     /// How long one probe may take, connection included
-    /// ([`PROBE_TIMEOUT`]).
+    /// (`PROBE_TIMEOUT`).
     pub timeout: Duration,
 }
 
@@ -109,7 +109,7 @@ impl fmt::Display for ClockOffset {
 pub struct PeerHealth {
     /// Whether the last probe succeeded; `false` until one has.
     pub healthy: bool,
-    /// The smoothed round-trip time ([`SRTT_WEIGHT`]); zero until a probe
+    /// The smoothed round-trip time (`SRTT_WEIGHT`); zero until a probe
     /// succeeded.
     pub srtt: Duration,
     /// The peer's clock against ours, from the last successful probe that
@@ -147,7 +147,7 @@ impl PeerHealth {
 
 /// What one monitor check found (etcd's `monitorProbingStatus`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Check {
+pub(super) struct Check {
     /// Warn "prober detected unhealthy status".
     pub unhealthy: bool,
     /// Warn "prober found high clock drift", with the offset.
@@ -160,7 +160,7 @@ pub struct Check {
 /// Checks `health` as etcd's monitor does, except that a clock ahead of
 /// ours warns too (etcd compares the signed difference with 1 s, so it
 /// only sees peers whose clock is behind).
-pub fn check(health: &PeerHealth, config: &ProberConfig) -> Check {
+pub(super) fn check(health: &PeerHealth, config: &ProberConfig) -> Check {
     let drift = health
         .clock_offset
         .filter(|o| o.magnitude() > config.max_clock_difference);

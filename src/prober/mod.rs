@@ -16,10 +16,10 @@
 //! Two deliberate differences from etcd: each successful probe's own
 //! round trip goes into the histogram (etcd observes the smoothed value at
 //! each check, and a never-reached peer's zero), and a clock *ahead* of
-//! ours warns too (see [`health::check`]).
+//! ours warns too (see `health::check`).
 
-pub mod answer;
-pub mod health;
+mod answer;
+mod health;
 
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
