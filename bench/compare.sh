@@ -15,6 +15,10 @@
 #
 # Cases (regex over their names):
 #   w1_retry, w2_16MiBx8_serial, w2_64MiBx4_burst, w2_64MiBx4_serial, w3_latency
+#   w1s_window               W1 over etcd's streams, lossless: at most 4096 messages sent
+#                            and not yet processed by B (etcd's receive queue), N = 2 000 000
+#   w3s_latency              W3 over etcd's streams: MsgApp on A's msgappv2 stream, the
+#                            MsgAppResp back on B's message stream
 #   floor                    our bare awc/actix-web floor against bare Go net/http (httpref)
 #   sweep_64B ... sweep_1MiB W1 with one entry of 64 B, 1 KiB, 16 KiB, 256 KiB, 1 MiB
 #   peers_1 ... peers_64     W1 with K = 1, 4, 16, 64 peers in node A, and an idle window
@@ -90,6 +94,10 @@ both w2_16MiBx8_serial "--workload w2 --snap-size $(scaled $((16 * MiB))) --snap
 both w2_64MiBx4_burst "--workload w2 --snap-size $(scaled $((64 * MiB))) --snap-count 4 --warmup $WARM"
 both w2_64MiBx4_serial "--workload w2 --snap-size $(scaled $((64 * MiB))) --snap-count 4 --serial --warmup $WARM"
 both w3_latency "--workload w3 --n $(scaled 1000 10) --warmup 200"
+# etcd's streams, both sides: each node adds the other, the run waits (10 s at most) until
+# messages take the streams and fails if a measured one came by POST /raft.
+both w1s_window "$W1 --streams --window 4096 --n $(scaled 2000000) --warmup $WARM"
+both w3s_latency "--workload w3 --streams --n $(scaled 1000 10) --warmup 200"
 CASES+=("floor|bench --floor --n $N --warmup $WARM|httpref --clients 4 --body 300 --n $N --warmup $WARM")
 # The size sweep: fewer messages as they grow, so that each case moves 1 to 5 GB at most.
 for spec in 64B:64:200000 1KiB:1024:200000 16KiB:16384:100000 256KiB:262144:20000 1MiB:1048576:5000; do

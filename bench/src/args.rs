@@ -63,6 +63,14 @@ pub struct Args {
     /// Count etcd's Prometheus metrics on both sides (pipelines and
     /// receiver), to measure what counting costs.
     pub metrics: bool,
+    /// W1 and W3 over etcd's streams: both nodes run a `Transport` with
+    /// streams on and know each other (see `streams.rs`).
+    pub streams: bool,
+    /// W1 over streams: at most this many messages sent but not yet
+    /// processed by B (etcd's harness's `-window`); 0: no window.
+    pub window: u64,
+    /// Receiver only, with `--streams`: node A's URL, added as a peer.
+    pub peer_url: Option<String>,
 }
 
 /// `--placement`: the pipelines' [`SenderPlacement`].
@@ -94,6 +102,9 @@ impl Default for Args {
             idle: Duration::ZERO,
             placement: None,
             echo_to: None,
+            streams: false,
+            window: 0,
+            peer_url: None,
         }
     }
 }
@@ -102,7 +113,7 @@ pub const USAGE: &str = "usage: bench [--workload w1|w2|w3] [--mode retry|drop] 
              [--n N] [--warmup N] [--entry-size BYTES] [--retry-sleep 50us]
              [--peers K] [--idle 5s]
              [--snap-size BYTES] [--snap-count N] [--serial] [--timeout 180s]
-             [--placement pool|current] [--metrics]
+             [--placement pool|current] [--metrics] [--streams] [--window N]
        bench plot RESULTS.jsonl... > sweep.svg";
 
 impl Placement {
@@ -142,6 +153,7 @@ impl Args {
             "--serial" | "--snap-serial" => self.serial = true,
             "--floor" => self.floor = true,
             "--metrics" => self.metrics = true,
+            "--streams" => self.streams = true,
             _ => return false,
         }
         true
@@ -163,6 +175,8 @@ impl Args {
             "--idle" => self.idle = duration(value)?,
             "--placement" => self.placement = Some(parse_placement(value)?),
             "--echo-to" => self.echo_to = Some(value.to_owned()),
+            "--peer-url" => self.peer_url = Some(value.to_owned()),
+            "--window" => self.window = number(name, value)?,
             _ => return Err(format!("unknown flag {name}\n{USAGE}")),
         }
         Ok(())
@@ -181,6 +195,15 @@ impl Args {
         if self.peers == 0 {
             return Err("--peers must be at least 1".into());
         }
+        let streamable = matches!(self.workload, Workload::W1 | Workload::W3);
+        if self.streams && (!streamable || self.floor || self.peers > 1 || self.metrics) {
+            return Err(
+                "--streams applies to W1 and W3 with one peer, no --floor or --metrics".into(),
+            );
+        }
+        if self.window > 0 && !(self.streams && self.workload == Workload::W1) {
+            return Err("--window applies to W1 with --streams".into());
+        }
         let w1_only = self.peers > 1 || !self.idle.is_zero();
         if w1_only && (self.workload != Workload::W1 || self.floor) {
             return Err("--peers and --idle apply to W1 only".into());
@@ -196,6 +219,9 @@ impl Args {
         }
         if self.metrics {
             flags.push("--metrics".to_owned());
+        }
+        if self.streams {
+            flags.push("--streams".to_owned());
         }
         if let Some(placement) = self.placement {
             let name = match placement {

@@ -21,6 +21,8 @@ const REPLY_POLL: Duration = Duration::from_millis(1);
 pub struct ReceiverStats {
     pub processed: u64,
     pub payload_bytes: u64,
+    /// Of `processed`, those that came by a stream (`--streams`).
+    pub by_stream: u64,
     pub hwm_kb: i64,
     pub rss_kb: i64,
     pub cpu_s: f64,
@@ -98,6 +100,7 @@ impl ReceiverChild {
         Ok(ReceiverStats {
             processed: v["processed"].as_u64().unwrap_or(0),
             payload_bytes: v["payload_bytes"].as_u64().unwrap_or(0),
+            by_stream: v["by_stream"].as_u64().unwrap_or(0),
             hwm_kb: v["hwm_kb"].as_i64().unwrap_or(-1),
             rss_kb: v["rss_kb"].as_i64().unwrap_or(-1),
             cpu_s: v["cpu_s"].as_f64().unwrap_or(0.0),

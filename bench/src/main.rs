@@ -15,6 +15,8 @@
 //! cargo run --release -p rafthttp-bench -- --workload w1 --mode retry --peers 16 --idle 5s
 //! cargo run --release -p rafthttp-bench -- --workload w2 --snap-size 67108864 --snap-count 4 --serial
 //! cargo run --release -p rafthttp-bench -- --workload w3 --n 1000 --warmup 200
+//! cargo run --release -p rafthttp-bench -- --workload w1 --streams --window 4096 --n 2000000
+//! cargo run --release -p rafthttp-bench -- --workload w3 --streams --n 1000 --warmup 200
 //! cargo run --release -p rafthttp-bench -- --floor --n 200000
 //! cargo run --release -p rafthttp-bench -- plot results.jsonl > sweep.svg
 //! ```
@@ -35,6 +37,7 @@ mod plot;
 mod probe;
 mod receiver;
 mod report;
+mod streams;
 mod w1;
 mod w2;
 mod w3;
@@ -109,9 +112,10 @@ fn main() {
 /// Runs the sender's side and prints the `RESULT` line; `Ok(false)` when
 /// a self-check failed.
 async fn drive(args: Args) -> Result<bool, String> {
-    let outcome = match args.floor {
-        true => floor::run(&args).await?,
-        false => with_actors(args).await?,
+    let outcome = match (args.floor, args.streams) {
+        (true, _) => floor::run(&args).await?,
+        (false, true) => streams::run(&args).await?,
+        (false, false) => with_actors(args).await?,
     };
     Ok(outcome.print())
 }

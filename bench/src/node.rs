@@ -12,6 +12,8 @@
 //! faster.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
@@ -53,10 +55,26 @@ pub struct Echo {
     pub at_ns: i64,
     /// When B processed the MsgApp (carried in `commit`).
     pub b_processed_ns: i64,
+    /// Whether it came by a stream (no `X-PeerURLs`) rather than by POST.
+    pub by_stream: bool,
 }
 
-struct RaftA {
+/// A's raft stand-in: passes echoes and snapshot reports to the driver and
+/// counts the messages reported unreachable.
+pub struct RaftA {
     events: UnboundedSender<Event>,
+    unreachable: Arc<AtomicU64>,
+}
+
+impl RaftA {
+    /// A raft stand-in whose reports go to `events` and whose
+    /// unreachable count is `unreachable`.
+    pub fn new(events: UnboundedSender<Event>, unreachable: Arc<AtomicU64>) -> Self {
+        RaftA {
+            events,
+            unreachable,
+        }
+    }
 }
 
 impl Actor for RaftA {
@@ -68,6 +86,7 @@ impl Handler<Inbound> for RaftA {
 
     fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) -> Self::Result {
         let (at, at_ns) = (Instant::now(), unix_ns());
+        let by_stream = inbound.peer_urls.is_empty();
         let m = inbound.message;
         if m.r#type == MessageType::MsgAppResp as i32 {
             let echo = Echo {
@@ -75,6 +94,7 @@ impl Handler<Inbound> for RaftA {
                 at,
                 at_ns,
                 b_processed_ns: m.commit as i64,
+                by_stream,
             };
             let _ = self.events.unbounded_send(Event::Echo(echo));
         }
@@ -84,9 +104,11 @@ impl Handler<Inbound> for RaftA {
 
 impl Handler<ReportUnreachable> for RaftA {
     type Result = ();
-    // Drops answer the driver directly and failures show in the
-    // pipeline's stats, which the run checks.
-    fn handle(&mut self, _: ReportUnreachable, _: &mut Context<Self>) {}
+    // The pipeline's drops answer the driver directly and its failures
+    // show in its stats; the streams' show only here, counted.
+    fn handle(&mut self, _: ReportUnreachable, _: &mut Context<Self>) {
+        self.unreachable.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Handler<ReportSnapshot> for RaftA {
@@ -115,14 +137,14 @@ impl NodeA {
     /// worker's thread (`on_worker`) or on this one.
     pub async fn start(on_worker: bool) -> std::io::Result<Self> {
         let (tx, events) = unbounded();
-        let here = (!on_worker).then(|| RaftA { events: tx.clone() }.start());
+        let unreachable = Arc::new(AtomicU64::new(0));
+        let raft = move || RaftA::new(tx.clone(), unreachable.clone()).start();
+        let here = (!on_worker).then(&raft);
         let (started_tx, mut started) = unbounded();
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let url = format!("http://{}", listener.local_addr()?);
         let server = HttpServer::new(move || {
-            let raft = here
-                .clone()
-                .unwrap_or_else(|| RaftA { events: tx.clone() }.start());
+            let raft = here.clone().unwrap_or_else(&raft);
             let _ = started_tx.unbounded_send((Arbiter::current(), raft.clone()));
             let config = ReceiverConfig::new(&LocalMember::new(A, CLUSTER), raft.recipient());
             App::new().configure(receiver::configure(config))
@@ -173,11 +195,19 @@ impl NodeA {
 
     /// The next event, or `None` after `timeout`.
     pub async fn next_event(&mut self, timeout: std::time::Duration) -> Option<Event> {
-        actix_web::rt::time::timeout(timeout, self.events.next())
-            .await
-            .ok()
-            .flatten()
+        next_event(&mut self.events, timeout).await
     }
+}
+
+/// The next of `events`, or `None` after `timeout`.
+pub async fn next_event(
+    events: &mut UnboundedReceiver<Event>,
+    timeout: std::time::Duration,
+) -> Option<Event> {
+    actix_web::rt::time::timeout(timeout, events.next())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// etcd's metrics in a fresh registry (`--metrics`).

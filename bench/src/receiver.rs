@@ -20,6 +20,9 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rafthttp_pipeline::raftpb::MessageType;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::transport::{
+    AddPeer, Member, MemberBuilder, RaftRecipients, SendMessages, Transport, TransportConfig,
+};
 use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::{
     Envelope, Inbound, PipelineActor, PipelineConfig, ProcessError, Recipients, ReportSnapshot,
@@ -40,6 +43,9 @@ pub struct Counts {
     payload_bytes: AtomicU64,
     last_ns: AtomicI64,
     unreachable: AtomicU64,
+    /// Of `processed`, those that came by a stream (an `Inbound` without
+    /// `X-PeerURLs`); the rest came by `POST /raft`.
+    by_stream: AtomicU64,
 }
 
 impl Counts {
@@ -55,11 +61,17 @@ impl Counts {
     }
 }
 
-/// The counting raft actor. Under W3 it answers each MsgApp through its
-/// own pipeline back to A.
+/// Where B's echo goes: its own pipeline to A, or (with `--streams`)
+/// B's transport, which puts it on B's message stream to A.
+enum Echo {
+    Pipeline(Addr<PipelineActor>),
+    Transport(Addr<Transport>),
+}
+
+/// The counting raft actor. Under W3 it answers each MsgApp back to A.
 struct Counter {
     counts: Arc<Counts>,
-    echo: Option<Addr<PipelineActor>>,
+    echo: Option<Echo>,
 }
 
 impl Actor for Counter {
@@ -71,12 +83,18 @@ impl Handler<Inbound> for Counter {
 
     fn handle(&mut self, inbound: Inbound, _: &mut Context<Self>) -> Self::Result {
         let now = unix_ns();
+        if inbound.peer_urls.is_empty() {
+            self.counts.by_stream.fetch_add(1, Ordering::Relaxed);
+        }
         let m = inbound.message;
         self.counts.record(payload_len(&m), now);
-        if let Some(echo) = &self.echo {
-            if m.r#type == MessageType::MsgApp as i32 {
-                echo.do_send(Envelope(app_resp(&m, now)));
-            }
+        if m.r#type != MessageType::MsgApp as i32 {
+            return Ok(());
+        }
+        match &self.echo {
+            Some(Echo::Pipeline(p)) => p.do_send(Envelope(app_resp(&m, now))),
+            Some(Echo::Transport(t)) => t.do_send(SendMessages(vec![app_resp(&m, now)])),
+            None => {}
         }
         Ok(())
     }
@@ -109,8 +127,8 @@ fn start_counter(
                 vec![url],
             );
             let config = Placement::apply(placement, config);
-            PipelineActor::start(config, Recipients::from_addr(&ctx.address()))
-                .expect("the echo pipeline's configuration is valid")
+            let pipeline = PipelineActor::start(config, Recipients::from_addr(&ctx.address()));
+            Echo::Pipeline(pipeline.expect("the echo pipeline's configuration is valid"))
         });
         Counter { counts, echo }
     })
@@ -137,6 +155,28 @@ fn raft_server(listener: TcpListener, counts: Arc<Counts>, args: &Args) -> std::
     Ok(server.workers(1).disable_signals().listen(listener)?.run())
 }
 
+/// B with `--streams`: a member whose transport has etcd's streams on and
+/// knows A (`--peer-url`), serving `/raft` and the stream routes on one
+/// HTTP worker; its counter echoes through the transport under W3.
+fn stream_member(counts: Arc<Counts>, args: &Args) -> Result<Member<Counter>, String> {
+    let a_url = args.peer_url.clone().ok_or("--streams needs --peer-url")?;
+    let echo = args.echo_to.is_some();
+    let member = MemberBuilder::new(LocalMember::new(B, CLUSTER))
+        .workers(1)
+        .transport(TransportConfig::with_streams)
+        .start(|transport| {
+            let echo = echo.then(|| Echo::Transport(transport));
+            RaftRecipients::new(Counter { counts, echo }.start())
+        })
+        .map_err(|e| e.to_string())?;
+    let add = AddPeer {
+        id: A,
+        urls: vec![a_url],
+    };
+    member.transport().do_send(add);
+    Ok(member)
+}
+
 /// The floor: a bare handler that takes the body and answers 204.
 fn floor_server(listener: TcpListener, counts: Arc<Counts>) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
@@ -156,6 +196,15 @@ fn floor_server(listener: TcpListener, counts: Arc<Counts>) -> std::io::Result<S
 /// Runs node B until the parent says `QUIT` or closes stdin.
 pub fn run(args: &Args) -> Result<(), String> {
     let counts = Arc::new(Counts::default());
+    if args.streams {
+        let system = System::new();
+        // B runs until the parent says QUIT; its member lives as long.
+        let member = system.block_on(async { stream_member(counts.clone(), args) })?;
+        let port = member.local_addrs()[0].port();
+        reply(&format!("READY {port}"));
+        std::thread::spawn(move || control(&counts));
+        return system.run().map_err(|e| e.to_string());
+    }
     let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let system = System::new();
@@ -211,6 +260,7 @@ fn stats(counts: &Counts) -> serde_json::Value {
         "processed": counts.processed(),
         "payload_bytes": counts.payload_bytes.load(Ordering::Relaxed),
         "unreachable": counts.unreachable.load(Ordering::Relaxed),
+        "by_stream": counts.by_stream.load(Ordering::Relaxed),
         "hwm_kb": status_kb("VmHWM"),
         "rss_kb": status_kb("VmRSS"),
         "cpu_s": cpu_seconds(),

@@ -14,18 +14,18 @@ use crate::report::{percentile, Outcome};
 use crate::Bench;
 
 /// How long one round trip may take (the Go harness's bound).
-const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+pub const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The samples of the measured round trips, in µs.
 #[derive(Debug, Default)]
-struct Samples {
+pub struct Samples {
     rtt: Vec<f64>,
     oneway: Vec<f64>,
     back: Vec<f64>,
 }
 
 impl Samples {
-    fn add(&mut self, t0: Instant, t0_ns: i64, echo: &Echo) {
+    pub fn add(&mut self, t0: Instant, t0_ns: i64, echo: &Echo) {
         self.rtt
             .push(echo.at.duration_since(t0).as_nanos() as f64 / 1e3);
         self.oneway.push((echo.b_processed_ns - t0_ns) as f64 / 1e3);
@@ -33,7 +33,7 @@ impl Samples {
             .push((echo.at_ns - echo.b_processed_ns) as f64 / 1e3);
     }
 
-    fn sort(&mut self) {
+    pub fn sort(&mut self) {
         for v in [&mut self.rtt, &mut self.oneway, &mut self.back] {
             v.sort_by(f64::total_cmp);
         }
@@ -86,7 +86,7 @@ async fn round_trip(b: &mut Bench, m: Message) -> Result<(Instant, i64, Echo), S
     }
 }
 
-fn set_latencies(out: &mut Outcome, s: &Samples) {
+pub fn set_latencies(out: &mut Outcome, s: &Samples) {
     out.set("rtt_us_p50", percentile(&s.rtt, 0.50));
     out.set("rtt_us_p90", percentile(&s.rtt, 0.90));
     out.set("rtt_us_p99", percentile(&s.rtt, 0.99));

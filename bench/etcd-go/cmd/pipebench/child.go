@@ -29,10 +29,16 @@ func runRecv() error {
 		return err
 	}
 	defer nd.stop()
+	if *streams {
+		// B adds A as a full peer: B's stream readers dial A, A's readers find A known
+		// at B, and both sides' stream writers attach.
+		nd.tr.AddPeer(idA, []string{*peerURL})
+	}
 	if *echo {
-		// W3: answer each MsgApp through B's own transport. B knows A only as a remote
-		// (added by the pipeline handler from X-PeerURLs), and a remote has only a
-		// pipeline, so the answer also travels by pipeline.
+		// W3: answer each MsgApp through B's own transport. Without -streams B knows A
+		// only as a remote (added by the pipeline handler from X-PeerURLs), and a remote
+		// has only a pipeline, so the answer also travels by pipeline; with -streams it
+		// takes B's message stream to A.
 		nd.r.onProcess = func(m raftpb.Message, nowNs int64) {
 			if m.Type != raftpb.MsgApp {
 				return

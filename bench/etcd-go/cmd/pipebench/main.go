@@ -10,6 +10,8 @@
 //	         Handler() with a counting fake raft. B never adds A as a peer, so B never dials
 //	         A's stream endpoints, A's stream writers never attach, and A's peer.pick()
 //	         always chooses the pipeline (4 goroutines, 64-message buffer).
+//	-streams (w1, w3): B also adds A as a peer, both sides' streams come up, and the run
+//	         checks the opposite: every measured message came from a stream (streams.go).
 //
 // That every measured message came by the pipeline is checked, not assumed: etcd's pipeline
 // handler calls Process with context.TODO(), a stream with the peer's own context, and the
@@ -49,6 +51,9 @@ var (
 	listener   = flag.String("listener", "etcd", "etcd: rafthttp.NewListener (5 s deadline per read/write, as etcd's peer port) | plain: net.Listen")
 	timeout    = flag.Duration("timeout", 180*time.Second, "give up waiting for delivery after this long")
 	echo       = flag.Bool("echo", false, "internal (recv): answer every MsgApp with a MsgAppResp through B's transport")
+	streams    = flag.Bool("streams", false, "w1/w3: B also adds A as a peer, so etcd's streams come up both ways; the run waits (10 s at most) until messages take them and checks that every measured one did")
+	window     = flag.Int("window", 0, "w1 with -streams: keep at most this many messages sent but not yet processed by B (when full, wait until B has processed half of them); 0 = no window")
+	peerURL    = flag.String("peer-url", "", "internal (recv, -streams): A's URL, added as a full peer")
 )
 
 func init() {
@@ -114,25 +119,39 @@ func runSend() error {
 	if (*peers > 1 || *idle > 0) && *workload != "w1" {
 		return fmt.Errorf("-peers and -idle apply to w1 only")
 	}
+	if *streams && (*workload == "w2" || *peers > 1 || *streamStub) {
+		return fmt.Errorf("-streams applies to w1 and w3 with one peer and no -stream-stub")
+	}
+	if *window > 0 && !(*streams && *workload == "w1") {
+		return fmt.Errorf("-window applies to w1 with -streams")
+	}
+	a, err := startNode(idA)
+	if err != nil {
+		return err
+	}
+	defer a.stop()
 	var extra []string
 	if *workload == "w3" {
 		extra = append(extra, "-echo")
+	}
+	if *streams {
+		extra = append(extra, "-streams", "-peer-url=http://"+a.ln.Addr().String())
 	}
 	c, err := startChild(extra...)
 	if err != nil {
 		return err
 	}
 	defer c.quit()
-	a, err := startNode(idA)
-	if err != nil {
-		return err
-	}
-	defer a.stop()
 	rssBase := statusKB("VmRSS")
 	for p := 0; p < *peers; p++ {
 		a.tr.AddPeer(peerID(p), []string{"http://127.0.0.1:" + c.port})
 	}
 	d := &driver{a: a, c: c, data: entryData(*entrySize), rssBase: rssBase}
+	if *streams {
+		if err := d.establishStreams(*workload == "w3"); err != nil {
+			return err
+		}
+	}
 	switch *workload {
 	case "w1":
 		return d.w1()

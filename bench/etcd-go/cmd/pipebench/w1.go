@@ -10,12 +10,16 @@ import (
 )
 
 // driver is the sender's side of a run: node A, the receiver child, W1's entry data,
-// and A's VmRSS before its peers were added.
+// and A's VmRSS before its peers were added; with -streams, B's count once the streams
+// were up (base), and -window's state.
 type driver struct {
-	a       *node
-	c       *child
-	data    []byte
-	rssBase int64
+	a           *node
+	c           *child
+	data        []byte
+	rssBase     int64
+	base        int64
+	acked       int64
+	windowWaits int64
 }
 
 // dealt is message i and its peer: i mod -peers.
@@ -47,9 +51,12 @@ func (d *driver) sendRetry(m raftpb.Message) int64 {
 // measured phase starts on open connections.
 func (d *driver) warmUp() error {
 	for i := 0; i < *warmup; i++ {
+		if err := d.windowWait(i); err != nil {
+			return err
+		}
 		d.sendRetry(d.dealt(i))
 	}
-	if p, _, err := d.c.wait(int64(*warmup), *timeout); err != nil || p < int64(*warmup) {
+	if p, _, err := d.c.wait(d.base+int64(*warmup), *timeout); err != nil || p < d.base+int64(*warmup) {
 		return fmt.Errorf("warm-up not delivered: %d/%d (%v)", p, *warmup, err)
 	}
 	return nil
@@ -79,14 +86,18 @@ func (d *driver) w1() error {
 	m0 := markCPU(pre.CPUs)
 	t0 := time.Now()
 	var drops, retries int64
+	d.windowWaits = 0
 	for i := *warmup; i < *warmup+*n; i++ {
+		if err := d.windowWait(i); err != nil {
+			return err
+		}
 		if *mode == "retry" {
 			retries += d.sendRetry(d.dealt(i))
 		} else if !d.offer(d.dealt(i)) {
 			drops++
 		}
 	}
-	p, lastNs, err := d.c.wait(int64(*warmup+*n)-drops, *timeout)
+	p, lastNs, err := d.c.wait(d.base+int64(*warmup+*n)-drops, *timeout)
 	if err != nil {
 		return err
 	}
@@ -94,7 +105,7 @@ func (d *driver) w1() error {
 	if err != nil {
 		return err
 	}
-	delivered := p - int64(*warmup)
+	delivered := p - d.base - int64(*warmup)
 	noise(res, m0, markCPU(cs.CPUs), delivered)
 	elapsed := float64(lastNs-t0.UnixNano()) / 1e9
 	perS := float64(delivered) / elapsed
@@ -121,8 +132,31 @@ func (d *driver) w1() error {
 	res.set("unreachable_reports", unreach)
 	res.check(delivered == int64(*n)-drops, "delivered %d != sent %d - dropped %d", delivered, *n, drops)
 	res.check(unreach == drops+retries, "unreachable reports %d != drops %d (a POST failed?)", unreach, drops+retries)
-	checkPipelineOnly(res, pre, cs, delivered)
+	if *window > 0 {
+		res.set("window", *window)
+		res.set("window_waits", d.windowWaits)
+	}
+	checkPath(res, pre, cs, delivered)
 	return res.emit()
+}
+
+// windowWait, with -window, waits before message i (i sent so far) until fewer than
+// -window are unprocessed by B: when full, until B has processed all but half a window.
+func (d *driver) windowWait(i int) error {
+	if *window == 0 || int64(i)-d.acked < int64(*window) {
+		return nil
+	}
+	d.windowWaits++
+	target := d.base + int64(i) - int64(*window)/2
+	p, _, err := d.c.wait(target, *timeout)
+	if err != nil {
+		return err
+	}
+	if p < target {
+		return fmt.Errorf("window full for %v: B processed %d of %d sent", *timeout, p-d.base, i)
+	}
+	d.acked = p - d.base
+	return nil
 }
 
 // idleWindow sends nothing for -idle and sets each side's CPU (ms per second of the
