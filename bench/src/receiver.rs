@@ -144,7 +144,11 @@ fn raft_server(listener: TcpListener, counts: Arc<Counts>, args: &Args) -> std::
     let metrics = args.metrics.then(crate::node::counting);
     let server = HttpServer::new(move || {
         let raft = start_counter(counts.clone(), echo.clone(), own_url.clone());
-        let config = ReceiverConfig::new(&LocalMember::new(B, CLUSTER), raft.recipient());
+        // Node A's K pipelines (--peers) all carry member A's id to this
+        // one receiver; the per-member cap is sized for one pipeline per
+        // member and would refuse most of them with 429.
+        let config = ReceiverConfig::new(&LocalMember::new(B, CLUSTER), raft.recipient())
+            .max_requests_per_member(usize::MAX);
         let config = match &metrics {
             Some(m) => config.metrics(m.clone()),
             None => config,
