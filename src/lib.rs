@@ -28,6 +28,7 @@
 //! | what a pipeline reports | [`ReportUnreachable`], [`ReportSnapshot`] ([`SnapshotStatus`]), [`PeerStatusChanged`], [`CriticalError`], [`Dropped`], [`PipelineStats`], [`FollowerStats`] |
 //! | receiving | [`receiver`] (routes, [`receiver::ReceiverConfig`], snapshot sinks), [`Inbound`], [`ReceivedSnapshot`], [`ProcessError`], [`nodelay`] |
 //! | streams (etcd's `/raft/stream/*`) | [`TransportConfig::with_streams`] for a whole member; or by hand: [`stream_routes`] ([`StreamRoutes`], [`StreamWriters`], [`RemovedCheck`]), [`StreamWriterActor`] ([`StreamSend`], [`StopStream`]), [`StreamReaderActor`] ([`StreamReaderConfig`], [`StreamReaderStatus`]), [`StreamType`], the codecs [`StreamEncoder`] and [`StreamDecoder`] ([`StreamDecodeError`]), [`STREAM_BUF_SIZE`], [`CONN_READ_TIMEOUT`], [`HEARTBEAT_INTERVAL`], [`DIAL_RETRY_FREQUENCY`], [`READ_BYTES_LIMIT`] |
+//! | operating it | [`metrics`] ([`Metrics`]: etcd's `etcd_network_*` families in your registry), [`prober`] ([`Prober`]: etcd's per-peer round trip and clock check), `tls` (feature `tls`: mutual TLS with etcd's allow-lists) |
 //! | wire types | [`raftpb`]; with the `raft-rs` feature, `raft_rs`: lossless conversions to and from raft-rs (tikv's `raft`) |
 //! | errors | [`Error`], [`TransportError`] |
 //! | defaults (etcd's names) | [`CONN_PER_PIPELINE`], [`PIPELINE_BUF_SIZE`], [`DIAL_TIMEOUT`], [`RESPONSE_TIMEOUT`], [`RESPONSE_TIMEOUT_PER_MIB`], [`SNAPSHOT_STALL_TIMEOUT`], [`SNAPSHOT_LIMIT_BYTES`], [`SERVER_VERSION`], [`MIN_CLUSTER_VERSION`] |
