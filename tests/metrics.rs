@@ -2,6 +2,8 @@
 //! the whole exposition is checked byte for byte (types, help texts,
 //! labels, values, buckets), in the text format etcd's client serves.
 
+mod support;
+
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
@@ -196,32 +198,14 @@ mod run {
     use rafthttp_pipeline::raftpb::{Message, MessageType, Snapshot, SnapshotMetadata};
     use rafthttp_pipeline::receiver::{self, DirSink, ReceiverConfig, SnapshotConfig};
     use rafthttp_pipeline::{
-        Envelope, GetStats, Id, Inbound, LocalMember, Metrics, PipelineActor, PipelineConfig,
-        PipelineStats, ProcessError, Recipients, ReportSnapshot, ReportUnreachable, SendSnapshot,
+        Envelope, GetStats, Id, LocalMember, Metrics, PipelineActor, PipelineConfig, PipelineStats,
+        SendSnapshot,
     };
+
+    use crate::support::Recording;
 
     const CLUSTER: Id = Id(0x100);
     const WAIT: Duration = Duration::from_secs(20);
-
-    /// Takes every message and every report.
-    struct Raft;
-    impl Actor for Raft {
-        type Context = Context<Self>;
-    }
-    impl Handler<Inbound> for Raft {
-        type Result = Result<(), ProcessError>;
-        fn handle(&mut self, _: Inbound, _: &mut Context<Self>) -> Self::Result {
-            Ok(())
-        }
-    }
-    impl Handler<ReportUnreachable> for Raft {
-        type Result = ();
-        fn handle(&mut self, _: ReportUnreachable, _: &mut Context<Self>) {}
-    }
-    impl Handler<ReportSnapshot> for Raft {
-        type Result = ();
-        fn handle(&mut self, _: ReportSnapshot, _: &mut Context<Self>) {}
-    }
 
     /// Every sample of an exposition: `name{labels}` to its value.
     fn samples(text: &str) -> BTreeMap<String, String> {
@@ -279,15 +263,14 @@ mod run {
     async fn a_scrape_after_a_known_run_counts_exactly_what_happened() {
         let dir = TempDir(std::env::temp_dir().join(format!("metrics-run-{}", std::process::id())));
         std::fs::create_dir_all(&dir.0).unwrap();
-        let raft = Raft.start();
+        let raft = Recording::start();
 
         // Member 2: the receiver and its /metrics.
         let registry_b = Registry::new();
         let metrics_b = Metrics::register(&registry_b).unwrap();
-        let config_b =
-            ReceiverConfig::new(&LocalMember::new(Id(2), CLUSTER), raft.clone().recipient())
-                .snapshots(SnapshotConfig::new().sink(DirSink::new(&dir.0)))
-                .metrics(metrics_b);
+        let config_b = ReceiverConfig::new(&LocalMember::new(Id(2), CLUSTER), raft.inbound())
+            .snapshots(SnapshotConfig::new().sink(DirSink::new(&dir.0)))
+            .metrics(metrics_b);
         let registry = registry_b.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -312,7 +295,7 @@ mod run {
             .unwrap();
         let to = |id: u64, url: String| {
             let config = PipelineConfig::new(&local, Id(id), vec![url]).metrics(metrics_a.clone());
-            PipelineActor::start(config, Recipients::from_addr(&raft)).unwrap()
+            PipelineActor::start(config, raft.recipients()).unwrap()
         };
         let p2 = to(2, format!("http://{addr_b}"));
         let p3 = to(3, format!("http://{dead}"));

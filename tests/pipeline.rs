@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -13,6 +12,7 @@ use rafthttp_pipeline::{
     Dropped, Envelope, Error, GetStats, Id, PipelineActor, PipelineConfig, ResetConnections,
     SnapshotStatus, Stop, UpdateUrls,
 };
+use support::logs::{capture_warnings, merged_count, warnings_with};
 use support::*;
 
 fn config(urls: Vec<String>) -> PipelineConfig {
@@ -512,40 +512,12 @@ async fn senders_on_the_shared_pool_work_too() {
     assert_eq!(stopped.expect("stops within 1 s").unwrap().delivered, 10);
 }
 
-/// Every warning logged in this test binary, kept for the drop-log test.
-static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Warnings;
-
-impl log::Log for Warnings {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            WARNINGS.lock().unwrap().push(record.args().to_string());
-        }
-    }
-
-    fn flush(&self) {}
-}
-
 /// The drops each "buffer is full" line for peer `peer` stands for, in
 /// order: 1, or the count merged into it.
 fn drop_lines(peer: Id) -> Vec<u64> {
     let needle = format!("to {peer} since pipeline's sending buffer is full");
-    let merged = |line: &str| {
-        let count = line.split("[merged ").nth(1)?.split(' ').next()?;
-        count.parse().ok()
-    };
-    WARNINGS
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|line| line.contains(&needle))
-        .map(|line| merged(line).unwrap_or(1))
-        .collect()
+    let lines = warnings_with(&[&needle]);
+    lines.iter().map(|line| merged_count(line)).collect()
 }
 
 // A burst of drops shorter than the log interval is logged whole: the first
@@ -553,11 +525,7 @@ fn drop_lines(peer: Id) -> Vec<u64> {
 // to bring them out.
 #[actix_rt::test]
 async fn a_short_burst_of_drops_is_logged_whole() {
-    static LOGGER: Once = Once::new();
-    LOGGER.call_once(|| {
-        log::set_logger(&Warnings).expect("the only logger of this binary");
-        log::set_max_level(log::LevelFilter::Warn);
-    });
+    capture_warnings();
     let peer = FakePeer::start(Behaviour::Status(204, ""));
     let rec = Recording::start();
     let (local, _, cluster) = ids();

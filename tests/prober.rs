@@ -2,8 +2,9 @@
 //! a peer whose clock is off (its `Date` header or its `"Now"`), and
 //! against a port where nobody listens. Warnings are read from the log.
 
+mod support;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -16,10 +17,9 @@ use rafthttp_pipeline::prober::{
 };
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
 use rafthttp_pipeline::transport;
-use rafthttp_pipeline::{
-    Id, Inbound, LocalMember, ProcessError, Recipients, ReportSnapshot, ReportUnreachable,
-    Transport, TransportConfig,
-};
+use rafthttp_pipeline::{Id, LocalMember, Transport, TransportConfig};
+use support::logs::{capture_warnings, warnings_with};
+use support::Recording;
 
 /// The bound on every wait.
 const WAIT: Duration = Duration::from_secs(20);
@@ -28,42 +28,12 @@ const RTT_FAMILY: &str = "etcd_network_peer_round_trip_time_seconds";
 // ---------------------------------------------------------------------------
 // Warnings, captured from the `log` facade.
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            LINES.lock().unwrap().push(record.args().to_string());
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-fn capture_warnings() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        log::set_logger(&Capture).expect("no other logger in this test binary");
-        log::set_max_level(log::LevelFilter::Warn);
-    });
-}
-
 /// The warnings starting with `text` about peer `id`.
 fn warnings(text: &str, id: Id) -> Vec<String> {
     let about = format!("remote-peer-id={id} ");
-    LINES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.starts_with(text) && l.contains(&about))
-        .cloned()
-        .collect()
+    let mut lines = warnings_with(&[text, &about]);
+    lines.retain(|l| l.starts_with(text));
+    lines
 }
 
 // ---------------------------------------------------------------------------
@@ -116,29 +86,6 @@ fn round_trips(registry: &Registry, to: Id) -> (u64, f64) {
         .unwrap_or((0, 0.0))
 }
 
-struct Raft;
-
-impl Actor for Raft {
-    type Context = Context<Self>;
-}
-
-impl Handler<Inbound> for Raft {
-    type Result = Result<(), ProcessError>;
-    fn handle(&mut self, _: Inbound, _: &mut Context<Self>) -> Self::Result {
-        Ok(())
-    }
-}
-
-impl Handler<ReportUnreachable> for Raft {
-    type Result = ();
-    fn handle(&mut self, _: ReportUnreachable, _: &mut Context<Self>) {}
-}
-
-impl Handler<ReportSnapshot> for Raft {
-    type Result = ();
-    fn handle(&mut self, _: ReportSnapshot, _: &mut Context<Self>) {}
-}
-
 fn serve<F>(app: F) -> (SocketAddr, ServerHandle)
 where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
@@ -156,7 +103,7 @@ where
 
 /// Our receiver, serving `/raft/probing` among etcd's routes.
 fn start_receiver() -> (SocketAddr, ServerHandle) {
-    let raft = Raft.start().recipient();
+    let raft = Recording::start().inbound();
     let config = ReceiverConfig::new(&LocalMember::new(Id(1), Id(0x100)), raft);
     serve(move |cfg| receiver::configure(config.clone())(cfg))
 }
@@ -401,7 +348,7 @@ async fn the_transport_probes_the_peers_it_adds_and_stops_at_removal() {
     let config = TransportConfig::new(&local)
         .pipeline_with(|p| p.metrics(metrics))
         .probe(fast());
-    let t = Transport::start(config, Recipients::from_addr(&Raft.start()));
+    let t = Transport::start(config, Recording::start().recipients());
     let peer = Id(0x77);
     let add = transport::AddPeer {
         id: peer,

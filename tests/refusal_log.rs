@@ -4,65 +4,27 @@
 //! period (the worker's timer), and, for the last ones, when the server
 //! stops.
 
-use std::sync::Mutex;
+mod support;
+
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
 use actix_web::{App, HttpServer};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::{Id, Inbound, LocalMember, ProcessError};
-
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-
-    fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
-            LINES.lock().unwrap().push(record.args().to_string());
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-struct Raft;
-
-impl Actor for Raft {
-    type Context = Context<Self>;
-}
-
-impl Handler<Inbound> for Raft {
-    type Result = Result<(), ProcessError>;
-    fn handle(&mut self, _: Inbound, _: &mut Context<Self>) -> Self::Result {
-        Ok(())
-    }
-}
+use rafthttp_pipeline::{Id, LocalMember};
+use support::logs::{capture_warnings, merged_count, warnings_with};
+use support::Recording;
 
 /// The number of refusals each warning about sender `from` stands for.
 fn counts(from: &str) -> Vec<u64> {
     let about = format!("remote {from}");
-    LINES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains(&about))
-        .map(|l| match l.split("[merged ").nth(1) {
-            Some(rest) => rest.split(' ').next().unwrap().parse().unwrap(),
-            None => 1,
-        })
-        .collect()
+    let lines = warnings_with(&[&about]);
+    lines.iter().map(|l| merged_count(l)).collect()
 }
 
 #[actix_rt::test]
 async fn a_burst_of_refusals_is_merged_and_fully_counted() {
-    log::set_logger(&Capture).expect("the only logger of this binary");
-    log::set_max_level(log::LevelFilter::Warn);
-    let raft = Raft.start().recipient();
+    capture_warnings();
+    let raft = Recording::start().inbound();
     let config = ReceiverConfig::new(&LocalMember::new(Id(1), Id(0x100)), raft);
     let server = HttpServer::new(move || App::new().configure(receiver::configure(config.clone())))
         .workers(1)

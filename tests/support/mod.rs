@@ -1,6 +1,7 @@
 //! What the integration tests share, one concept a module:
 //!
 //! - [`http`]: one raw HTTP/1.1 client, for checking answers byte for byte;
+//! - [`logs`]: warnings captured from the `log` facade;
 //! - [`raft`]: one recording raft actor, answering the receiver as told
 //!   and recording the pipeline's callbacks;
 //! - [`member`]: a receiving member (our receiver and that raft actor) on
@@ -20,6 +21,7 @@
 use std::time::Duration;
 
 pub mod http;
+pub mod logs;
 pub mod member;
 pub mod messages;
 pub mod peers;
