@@ -20,6 +20,8 @@ struct Got {
     message: Message,
     /// Stream readers give no `X-PeerURLs`; the pipeline's receiver does.
     by_stream: bool,
+    /// The thread raft handled it on.
+    thread: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,6 +44,7 @@ impl Handler<Inbound> for Node {
         let got = Got {
             by_stream: inbound.peer_urls.is_empty(),
             message: inbound.message,
+            thread: std::thread::current().name().map(str::to_owned),
         };
         self.seen.send_modify(|s| s.got.push(got));
         Ok(())
@@ -74,6 +77,27 @@ impl Running {
             .start(|_| RaftRecipients::new(Node { seen: tx }.start()))
             .expect("bind a loopback port");
         Running { member, seen }
+    }
+
+    /// A member whose raft actor, transport and receiver share one thread.
+    async fn start_on_one_thread(id: u64) -> Running {
+        let (tx, seen) = watch::channel(Seen::default());
+        let member = MemberBuilder::new(LocalMember::new(Id(id), CLUSTER))
+            .transport(TransportConfig::with_streams)
+            .start_on_one_thread(|_| RaftRecipients::new(Node { seen: tx }.start()))
+            .await
+            .expect("bind a loopback port");
+        Running { member, seen }
+    }
+
+    /// The name of the thread the member's transport runs on.
+    async fn transport_thread(&self) -> Option<String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let name = move || {
+            let _ = tx.send(std::thread::current().name().map(str::to_owned));
+        };
+        assert!(self.member.arbiter().spawn_fn(name), "the arbiter runs");
+        rx.await.expect("the arbiter ran the closure")
     }
 
     async fn add(&self, peer: &Running) {
@@ -150,7 +174,10 @@ async fn until_by_stream(from: &Running, to: &Running, kind: MessageType) {
 /// Two members that know each other, with both streams from 1 to 2 up:
 /// heartbeats are sent until one arrives by stream, and then a MsgApp.
 async fn pair() -> (Running, Running) {
-    let (one, two) = (Running::start(1), Running::start(2));
+    connect(Running::start(1), Running::start(2)).await
+}
+
+async fn connect(one: Running, two: Running) -> (Running, Running) {
     one.add(&two).await;
     two.add(&one).await;
     until_by_stream(&one, &two, MessageType::MsgHeartbeat).await;
@@ -210,6 +237,33 @@ async fn ten_thousand_msgapps_between_members_arrive_in_order() {
     let got: Vec<&Got> = seen.got[before..].iter().collect();
     assert_eq!(got.len() as u64, TOTAL);
     for (i, g) in got.iter().enumerate() {
+        assert_eq!(g.message, app(i as u64), "MsgApp {i} in order");
+        assert!(g.by_stream, "MsgApp {i} by stream");
+    }
+    assert_eq!(one.seen.borrow().unreachable, 0);
+}
+
+// `start_on_one_thread`: raft, the transport and the receiver share the
+// HTTP worker's thread, and MsgApps still arrive in order by stream.
+#[actix_rt::test]
+async fn members_on_one_thread_deliver_in_order_on_their_worker() {
+    const TOTAL: u64 = 1_000;
+    let one = Running::start_on_one_thread(1).await;
+    let two = Running::start_on_one_thread(2).await;
+    let (one, two) = connect(one, two).await;
+    let worker = two.transport_thread().await.expect("a named thread");
+    let here = std::thread::current().name().map(str::to_owned);
+    assert_ne!(Some(worker.clone()), here, "not the caller's thread");
+    assert_ne!(one.transport_thread().await, Some(worker.clone()));
+    let before = two.seen.borrow().got.len();
+    one.send((0..TOTAL).map(app).collect());
+    let seen = two
+        .wait("the MsgApps", |s| s.got.len() >= before + TOTAL as usize)
+        .await;
+    for (i, g) in seen.got.iter().enumerate() {
+        assert_eq!(g.thread.as_deref(), Some(worker.as_str()), "message {i}");
+    }
+    for (i, g) in seen.got[before..].iter().enumerate() {
         assert_eq!(g.message, app(i as u64), "MsgApp {i} in order");
         assert!(g.by_stream, "MsgApp {i} by stream");
     }

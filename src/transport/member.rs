@@ -35,6 +35,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::dev::ToEnvelope;
@@ -59,7 +60,7 @@ use crate::stream::{stream_routes, StreamRoutes};
 /// `embed/etcd.go`, `Etcd.Close`).
 pub const PEER_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
-type Customize<T> = Box<dyn FnOnce(T) -> T>;
+type Customize<T> = Box<dyn FnOnce(T) -> T + Send>;
 
 /// How to start a [`Member`]. Every setting has a
 /// default, given with its setter.
@@ -125,7 +126,10 @@ impl MemberBuilder {
     /// Changes the receiver's configuration, e.g. to receive streamed
     /// snapshots: `.receiver(|c| c.snapshots(SnapshotConfig::new().sink(DirSink::new(dir))))`.
     /// Default: [`ReceiverConfig::new`]'s.
-    pub fn receiver(mut self, f: impl FnOnce(ReceiverConfig) -> ReceiverConfig + 'static) -> Self {
+    pub fn receiver(
+        mut self,
+        f: impl FnOnce(ReceiverConfig) -> ReceiverConfig + Send + 'static,
+    ) -> Self {
         self.receiver = Box::new(f);
         self
     }
@@ -135,7 +139,7 @@ impl MemberBuilder {
     /// [`TransportConfig::new`]'s, for this member with its advertised URLs.
     pub fn transport(
         mut self,
-        f: impl FnOnce(TransportConfig) -> TransportConfig + 'static,
+        f: impl FnOnce(TransportConfig) -> TransportConfig + Send + 'static,
     ) -> Self {
         self.transport = Box::new(f);
         self
@@ -151,71 +155,174 @@ impl MemberBuilder {
         R: Actor,
         F: FnOnce(Addr<Transport>) -> RaftRecipients<R>,
     {
-        let listeners = listen(&self.bind)?;
-        let local_addrs = listeners
-            .iter()
-            .map(TcpListener::local_addr)
-            .collect::<io::Result<Vec<_>>>()?;
-        let mut local = self.local;
-        if local.peer_urls.is_empty() {
-            local.peer_urls = local_addrs.iter().map(|a| format!("http://{a}")).collect();
-        }
-        let config = (self.transport)(TransportConfig::new(&local));
-        let streams = config.streams.clone().map(|t| StreamRoutes::new(&local, t));
+        let bound = Bound::listen(&self.bind, self.local)?;
+        let config = (self.transport)(TransportConfig::new(&bound.local));
+        let streams = config
+            .streams
+            .clone()
+            .map(|t| StreamRoutes::new(&bound.local, t));
         let (transport, (raft, inbound)) = Transport::start_with(config, |addr| {
             let wired = make_raft(addr);
             (wired.transport, (wired.raft, wired.inbound))
         });
-        let receiver = (self.receiver)(ReceiverConfig::new(&local, inbound));
-        let server = serve(
-            listeners,
-            receiver,
+        let receiver = (self.receiver)(ReceiverConfig::new(&bound.local, inbound));
+        let settings = ServerSettings {
             streams,
-            self.workers,
-            self.shutdown_timeout,
-        );
+            workers: self.workers,
+            shutdown_timeout: self.shutdown_timeout,
+        };
+        let server = serve(bound.listeners, move || receiver.clone(), settings);
         let server = server.inspect_err(|_| transport.do_send(StopTransport))?;
-        log::info!("member {} serving peers at {:?}", local.id, local.peer_urls);
-        Ok(Member {
-            local,
+        Ok(Member::started(
+            bound.local,
+            bound.addrs,
             raft,
             transport,
             server,
-            local_addrs,
+        ))
+    }
+
+    /// Like [`start`](Self::start), but the raft actor, the transport (its
+    /// pipelines, stream writers and readers) and the receiver all run on
+    /// one thread: the server's single HTTP worker. A message then goes
+    /// from raft to the socket, and from the socket to raft, without waking
+    /// another thread; each such wake-up costs tens of microseconds of
+    /// round trip on a small machine. This is the layout of a raft node that
+    /// runs on one thread; its price is that the receiver has one worker.
+    /// Setting [`workers`](Self::workers) has no effect here.
+    ///
+    /// `make_raft` is called on that thread, once. Resolves once it has
+    /// run; [`Member::arbiter`] is that thread's arbiter.
+    pub async fn start_on_one_thread<R, F>(self, make_raft: F) -> io::Result<Member<R>>
+    where
+        R: Actor,
+        F: FnOnce(Addr<Transport>) -> RaftRecipients<R> + Send + 'static,
+    {
+        let bound = Bound::listen(&self.bind, self.local)?;
+        let config = (self.transport)(TransportConfig::new(&bound.local));
+        let streams = config
+            .streams
+            .clone()
+            .map(|t| StreamRoutes::new(&bound.local, t));
+        let (started_tx, started) = futures::channel::oneshot::channel();
+        let (local, customize) = (bound.local.clone(), self.receiver);
+        let first = move || {
+            let (transport, (raft, inbound)) = Transport::start_with(config, |addr| {
+                let wired = make_raft(addr);
+                (wired.transport, (wired.raft, wired.inbound))
+            });
+            let _ = started_tx.send((transport, raft, Arbiter::current()));
+            customize(ReceiverConfig::new(&local, inbound))
+        };
+        let settings = ServerSettings {
+            streams,
+            workers: Some(1),
+            shutdown_timeout: self.shutdown_timeout,
+        };
+        let once = Once::new(first);
+        let server = serve(bound.listeners, move || once.get(), settings)?;
+        let Ok((transport, raft, arbiter)) = started.await else {
+            server.stop(false).await;
+            return Err(io::Error::other("the member's HTTP worker did not start"));
+        };
+        let member = Member::started(bound.local, bound.addrs, raft, transport, server);
+        Ok(member.on(arbiter))
+    }
+}
+
+/// The listeners, their addresses, and the member with its advertised
+/// URLs defaulted from them.
+struct Bound {
+    listeners: Vec<TcpListener>,
+    addrs: Vec<SocketAddr>,
+    local: LocalMember,
+}
+
+impl Bound {
+    fn listen(bind: &[SocketAddr], mut local: LocalMember) -> io::Result<Self> {
+        let loopback = [SocketAddr::from(([127, 0, 0, 1], 0))];
+        let bind = if bind.is_empty() { &loopback[..] } else { bind };
+        let listeners = bind
+            .iter()
+            .map(TcpListener::bind)
+            .collect::<io::Result<Vec<_>>>()?;
+        let addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
+        if local.peer_urls.is_empty() {
+            local.peer_urls = addrs.iter().map(|a| format!("http://{a}")).collect();
+        }
+        Ok(Bound {
+            listeners,
+            addrs,
+            local,
         })
     }
 }
 
-fn listen(addrs: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
-    let loopback = [SocketAddr::from(([127, 0, 0, 1], 0))];
-    let addrs = if addrs.is_empty() {
-        &loopback[..]
-    } else {
-        addrs
-    };
-    addrs.iter().map(TcpListener::bind).collect()
+/// A receiver configuration made once, by the first HTTP worker that asks,
+/// and cloned for any worker after it (actix-server restarts a worker that
+/// panicked).
+struct Once<F> {
+    state: Mutex<OnceState<F>>,
 }
 
-/// Serves the receiver on `listeners` and returns the server's handle.
-fn serve(
-    listeners: Vec<TcpListener>,
-    receiver: ReceiverConfig,
+enum OnceState<F> {
+    Pending(F),
+    Made(ReceiverConfig),
+    Taken,
+}
+
+impl<F: FnOnce() -> ReceiverConfig + Send + 'static> Once<F> {
+    fn new(make: F) -> Arc<Self> {
+        Arc::new(Once {
+            state: Mutex::new(OnceState::Pending(make)),
+        })
+    }
+
+    fn get(&self) -> ReceiverConfig {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let OnceState::Made(config) = &*state {
+            return config.clone();
+        }
+        let OnceState::Pending(make) = std::mem::replace(&mut *state, OnceState::Taken) else {
+            unreachable!("a worker panicked while making the receiver's configuration");
+        };
+        let config = make();
+        *state = OnceState::Made(config.clone());
+        config
+    }
+}
+
+/// How the member's server runs.
+struct ServerSettings {
     streams: Option<StreamRoutes>,
     workers: Option<usize>,
     shutdown_timeout: Duration,
+}
+
+/// Serves the receiver on `listeners`, with the configuration `receiver`
+/// gives on each worker, and returns the server's handle.
+fn serve(
+    listeners: Vec<TcpListener>,
+    receiver: impl Fn() -> ReceiverConfig + Send + Clone + 'static,
+    settings: ServerSettings,
 ) -> io::Result<ServerHandle> {
-    let secs = shutdown_timeout.as_secs() + u64::from(shutdown_timeout.subsec_nanos() > 0);
+    let timeout = settings.shutdown_timeout;
+    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    let streams = settings.streams;
     let mut server = HttpServer::new(move || {
         let app = App::new();
         let app = match &streams {
             Some(routes) => app.configure(stream_routes(routes.clone())),
             None => app,
         };
-        app.configure(receiver::configure(receiver.clone()))
+        app.configure(receiver::configure(receiver()))
     })
     .disable_signals()
     .shutdown_timeout(secs);
-    if let Some(workers) = workers {
+    if let Some(workers) = settings.workers {
         server = server.workers(workers);
     }
     for listener in listeners {
@@ -294,13 +401,15 @@ where
 }
 
 /// A running member: its raft actor, its transport and the receiver's
-/// server. From [`MemberBuilder::start`].
+/// server. From [`MemberBuilder::start`] or
+/// [`start_on_one_thread`](MemberBuilder::start_on_one_thread).
 pub struct Member<R: Actor> {
     local: LocalMember,
     raft: Addr<R>,
     transport: Addr<Transport>,
     server: ServerHandle,
     local_addrs: Vec<SocketAddr>,
+    arbiter: ArbiterHandle,
 }
 
 impl<R: Actor> std::fmt::Debug for Member<R> {
@@ -313,6 +422,40 @@ impl<R: Actor> std::fmt::Debug for Member<R> {
 }
 
 impl<R: Actor> Member<R> {
+    /// A member whose transport runs on the current arbiter (see
+    /// [`on`](Self::on)).
+    fn started(
+        local: LocalMember,
+        local_addrs: Vec<SocketAddr>,
+        raft: Addr<R>,
+        transport: Addr<Transport>,
+        server: ServerHandle,
+    ) -> Self {
+        log::info!("member {} serving peers at {:?}", local.id, local.peer_urls);
+        Member {
+            local,
+            raft,
+            transport,
+            server,
+            local_addrs,
+            arbiter: Arbiter::current(),
+        }
+    }
+
+    fn on(mut self, arbiter: ArbiterHandle) -> Self {
+        self.arbiter = arbiter;
+        self
+    }
+
+    /// The arbiter the transport runs on (the caller's for
+    /// [`MemberBuilder::start`], the HTTP worker's for
+    /// [`start_on_one_thread`](MemberBuilder::start_on_one_thread)): work
+    /// spawned there with [`ArbiterHandle::spawn_fn`] reaches the raft actor
+    /// and the transport without waking another thread.
+    pub fn arbiter(&self) -> &ArbiterHandle {
+        &self.arbiter
+    }
+
     /// This member, with the URLs peers reach it at.
     pub fn local(&self) -> &LocalMember {
         &self.local
