@@ -35,7 +35,7 @@ const FLUSH_BATCH: usize = STREAM_BUF_SIZE / 2 + 1;
 /// The most bytes one chunk gathers before it goes: with at most
 /// [`CONN_CHUNKS`](super::conn::CONN_CHUNKS) waiting, this bounds the
 /// memory between the queue and the socket (etcd bounds only by count).
-const CHUNK_BYTES: usize = 1024 * 1024;
+const CHUNK_BYTES: usize = 16 * 1024;
 
 /// A raft message for the stream writer to send.
 ///
