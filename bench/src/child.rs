@@ -3,8 +3,10 @@
 //! `receiver.rs` for the protocol), and stopped by PID at the end.
 
 use std::io::{BufRead, BufReader, Write};
+
+use futures::channel::mpsc::{unbounded, TryRecvError, UnboundedReceiver};
+use futures::StreamExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 /// How long the child may take to say `READY`.
@@ -13,8 +15,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the child may take to exit after `QUIT` before it is killed.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often a pending reply is looked for.
-const REPLY_POLL: Duration = Duration::from_millis(1);
+/// How often `READY` is looked for at start.
+const READY_POLL: Duration = Duration::from_millis(1);
 
 /// The receiver's own figures, from its `STATS` line.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +37,9 @@ pub struct ReceiverStats {
 pub struct ReceiverChild {
     process: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
+    /// The child's stdout, a line at a time; a reply wakes the driver at
+    /// once, as the Go harness's blocking read does.
+    lines: UnboundedReceiver<String>,
     pub port: u16,
 }
 
@@ -62,11 +66,18 @@ impl ReceiverChild {
         Ok(child)
     }
 
+    /// Blocks (at start only) until the child says `READY <port>`.
     fn ready(&mut self) -> Result<u16, String> {
-        let line = self
-            .lines
-            .recv_timeout(START_TIMEOUT)
-            .map_err(|_| "the receiver did not start".to_owned())?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let line = loop {
+            match self.lines.try_recv() {
+                Ok(line) => break line,
+                Err(TryRecvError::Empty) if Instant::now() < deadline => {
+                    std::thread::sleep(READY_POLL)
+                }
+                _ => return Err("the receiver did not start".to_owned()),
+            }
+        };
         line.strip_prefix("READY ")
             .and_then(|port| port.parse().ok())
             .ok_or_else(|| format!("the receiver said {line:?}"))
@@ -118,16 +129,10 @@ impl ReceiverChild {
         writeln!(stdin, "{command}")
             .and_then(|()| stdin.flush())
             .map_err(|e| format!("writing to the receiver: {e}"))?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.lines.try_recv() {
-                Ok(line) => return Ok(line),
-                Err(TryRecvError::Disconnected) => return Err("the receiver exited".into()),
-                Err(TryRecvError::Empty) if Instant::now() > deadline => {
-                    return Err(format!("no answer to {command:?} within {timeout:?}"))
-                }
-                Err(TryRecvError::Empty) => actix_web::rt::time::sleep(REPLY_POLL).await,
-            }
+        match actix_web::rt::time::timeout(timeout, self.lines.next()).await {
+            Ok(Some(line)) => Ok(line),
+            Ok(None) => Err("the receiver exited".into()),
+            Err(_) => Err(format!("no answer to {command:?} within {timeout:?}")),
         }
     }
 }
@@ -152,12 +157,12 @@ impl Drop for ReceiverChild {
 }
 
 /// Forwards the child's stdout, line by line, to a channel.
-fn read_lines(stdout: Option<std::process::ChildStdout>) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
+fn read_lines(stdout: Option<std::process::ChildStdout>) -> UnboundedReceiver<String> {
+    let (tx, rx) = unbounded();
     if let Some(stdout) = stdout {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
+                if tx.unbounded_send(line).is_err() {
                     break;
                 }
             }

@@ -162,16 +162,16 @@ fn raft_server(listener: TcpListener, counts: Arc<Counts>, args: &Args) -> std::
 /// B with `--streams`: a member whose transport has etcd's streams on and
 /// knows A (`--peer-url`), serving `/raft` and the stream routes on one
 /// HTTP worker; its counter echoes through the transport under W3.
-fn stream_member(counts: Arc<Counts>, args: &Args) -> Result<Member<Counter>, String> {
+async fn stream_member(counts: Arc<Counts>, args: &Args) -> Result<Member<Counter>, String> {
     let a_url = args.peer_url.clone().ok_or("--streams needs --peer-url")?;
     let echo = args.echo_to.is_some();
     let member = MemberBuilder::new(LocalMember::new(B, CLUSTER))
-        .workers(1)
         .transport(TransportConfig::with_streams)
-        .start(|transport| {
+        .start_on_one_thread(move |transport| {
             let echo = echo.then(|| Echo::Transport(transport));
             RaftRecipients::new(Counter { counts, echo }.start())
         })
+        .await
         .map_err(|e| e.to_string())?;
     let add = AddPeer {
         id: A,
@@ -203,7 +203,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     if args.streams {
         let system = System::new();
         // B runs until the parent says QUIT; its member lives as long.
-        let member = system.block_on(async { stream_member(counts.clone(), args) })?;
+        let member = system.block_on(stream_member(counts.clone(), args))?;
         let port = member.local_addrs()[0].port();
         reply(&format!("READY {port}"));
         std::thread::spawn(move || control(&counts));

@@ -51,14 +51,14 @@ struct StreamNode {
 }
 
 impl StreamNode {
-    fn start() -> Result<Self, String> {
+    async fn start() -> Result<Self, String> {
         let (tx, events) = unbounded();
         let unreachable = Arc::new(AtomicU64::new(0));
         let counted = unreachable.clone();
         let member = MemberBuilder::new(LocalMember::new(A, CLUSTER))
-            .workers(1)
             .transport(TransportConfig::with_streams)
-            .start(|_| RaftRecipients::new(RaftA::new(tx, counted).start()))
+            .start_on_one_thread(|_| RaftRecipients::new(RaftA::new(tx, counted).start()))
+            .await
             .map_err(|e| format!("starting node A: {e}"))?;
         Ok(StreamNode {
             member,
@@ -79,7 +79,25 @@ impl StreamNode {
 /// The measured run: starts both nodes, brings the streams up, runs the
 /// workload, checks its path and stops A's transport.
 pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let mut node = StreamNode::start()?;
+    let node = StreamNode::start().await?;
+    let node_arbiter = node.member.arbiter().clone();
+    let (done_tx, done) = futures::channel::oneshot::channel();
+    let args = args.clone();
+    let run = move || {
+        actix_web::rt::spawn(async move {
+            let _ = done_tx.send(run_on_a(&args, node).await);
+        });
+    };
+    // The driver runs beside A's raft actor and transport, on A's one
+    // thread, as W3's pipeline driver does (see `node.rs`).
+    if !node_arbiter.spawn_fn(run) {
+        return Err("A's HTTP worker is gone".to_owned());
+    }
+    done.await
+        .map_err(|_| "the run on A's HTTP worker ended early".to_owned())?
+}
+
+async fn run_on_a(args: &Args, mut node: StreamNode) -> Result<Outcome, String> {
     let mut flags = args.receiver_flags();
     let a_url = node.member.urls()[0].clone();
     flags.extend(["--peer-url".to_owned(), a_url.clone()]);
