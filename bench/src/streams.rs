@@ -1,7 +1,9 @@
 //! W1 and W3 over etcd's streams (`--streams`), as the Go harness runs
 //! etcd's: node A and node B are each a member whose `Transport` has
-//! streams on (serving `/raft` and the stream routes on one HTTP worker),
-//! and each adds the other as a peer. A's messages go through its
+//! streams on, and each adds the other as a peer. Each member runs on one
+//! thread (`MemberBuilder::start_on_one_thread`: raft stand-in, transport,
+//! and `/raft` and the stream routes on one HTTP worker), and A's driver
+//! runs there too, so no message wakes another thread of its process. A's messages go through its
 //! transport (`SendMessages`), so MsgApps take the msgappv2 stream and
 //! W3's MsgAppResp comes back on B's message stream.
 //!
