@@ -144,7 +144,7 @@ pub fn http_client(dial_timeout: Duration) -> awc::Client {
 /// [`http_client`], speaking TLS to `https://` URLs with `tls` if given.
 /// Each new client opens new connections, which read the certificate
 /// files again if they changed.
-fn build_client(dial_timeout: Duration, tls: Option<&ClientTls>) -> awc::Client {
+pub(crate) fn build_client(dial_timeout: Duration, tls: Option<&ClientTls>) -> awc::Client {
     let connector = awc::Connector::new()
         .connector(crate::nodelay::connector())
         .timeout(dial_timeout)

@@ -2,7 +2,9 @@
 //! a client certificate; the receiver's server refuses, in the handshake, a
 //! client certificate from another CA, an expired one, and one outside
 //! etcd's allow-lists, so no request is read and no message reaches raft;
-//! and a certificate rotated on disk is used by new connections.
+//! a certificate rotated on disk is used by new connections; and two
+//! members built with `MemberBuilder::tls` talk over etcd's streams and
+//! probe each other over TLS.
 //!
 //! Certificates are made here, at test time, with rcgen.
 
@@ -15,13 +17,16 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, HttpServer};
+use rafthttp_pipeline::prober::{GetHealth, PeerHealth, ProberConfig};
 use rafthttp_pipeline::receiver::ReceiverConfig;
 use rafthttp_pipeline::tls::{PeerTls, TlsInfo};
+use rafthttp_pipeline::transport::{AddPeer, Member, MemberBuilder, SendMessages};
 use rafthttp_pipeline::{
     nodelay, Envelope, LocalMember, PipelineActor, PipelineConfig, ResetConnections, Stop,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 use support::messages::heartbeat;
+use support::raft::RecordingRaft;
 use support::{count_unreachable, ids, member, wait_stats, Recording, WAIT};
 
 /// A directory of its own for one test's files, removed when dropped.
@@ -379,4 +384,86 @@ async fn the_server_serves_a_rotated_certificate_to_new_connections() {
     );
     p.send(Stop).await.expect("stopped");
     member.server.stop(false).await;
+}
+
+/// A member over mutual TLS with streams on, its certificate named `cn`.
+fn tls_member(ca: &Ca, id: rafthttp_pipeline::Id, cn: &str) -> (Member<RecordingRaft>, Recording) {
+    let issued = ca.issue(cn, cn, LOOPBACK, false);
+    let tls = ca.info(&issued).load().expect("member TLS");
+    let raft = Recording::start();
+    let (_, _, cluster) = ids();
+    let member = MemberBuilder::new(LocalMember::new(id, cluster))
+        .tls(tls)
+        .workers(1)
+        .transport(|c| c.with_streams().probe(fast_probes()))
+        .start(|_| raft.raft_recipients())
+        .expect("bind a loopback port");
+    (member, raft)
+}
+
+/// Probes every 20 ms, so that a test sees a few.
+fn fast_probes() -> ProberConfig {
+    ProberConfig {
+        interval: std::time::Duration::from_millis(20),
+        ..ProberConfig::default()
+    }
+}
+
+/// What `member`'s prober found about `peer` once it found it healthy, or
+/// at the end of [`WAIT`].
+async fn wait_healthy(member: &Member<RecordingRaft>, peer: rafthttp_pipeline::Id) -> PeerHealth {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let health = member.transport().send(GetHealth(peer)).await.unwrap();
+        let health = health.expect("the peer is probed");
+        if health.healthy || std::time::Instant::now() > deadline {
+            return health;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+// Two members over mutual TLS: each one's stream readers dial the other's
+// `https://` stream endpoints with its client certificate, so heartbeats
+// arrive by stream (no `X-PeerURLs`), not only by pipeline; and each
+// one's prober probes the other over TLS.
+#[actix_rt::test]
+async fn members_over_mutual_tls_talk_by_stream() {
+    let dir = Dir::new("streams");
+    let ca = Ca::new(&dir, "ca");
+    let (local, peer, _) = ids();
+    let (one, _) = tls_member(&ca, local, "member-1");
+    let (two, two_raft) = tls_member(&ca, peer, "member-2");
+    assert!(one.urls()[0].starts_with("https://"), "{:?}", one.urls());
+    for (from, to) in [(&one, &two), (&two, &one)] {
+        let add = AddPeer {
+            id: to.local().id,
+            urls: to.urls().to_vec(),
+        };
+        from.transport()
+            .send(add)
+            .await
+            .unwrap()
+            .expect("valid peer");
+    }
+    let mut sent = 0;
+    let by_stream = loop {
+        sent += 1;
+        one.transport().do_send(SendMessages(vec![heartbeat()]));
+        let got = two_raft.wait_received(sent, WAIT).await;
+        if got[sent - 1].inbound.peer_urls.is_empty() {
+            break true;
+        }
+        if sent == 200 {
+            break false;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(by_stream, "no heartbeat came by stream in {sent}");
+    assert_eq!(count_unreachable(&two_raft.events()), 0);
+    // The prober speaks TLS too.
+    let health = wait_healthy(&one, peer).await;
+    assert!(health.healthy && health.error.is_none(), "{health:?}");
+    one.stop().await;
+    two.stop().await;
 }

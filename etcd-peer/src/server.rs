@@ -19,7 +19,7 @@ use rafthttp_pipeline::metrics::{self, prometheus::Registry};
 use rafthttp_pipeline::prober::ProberConfig;
 use rafthttp_pipeline::receiver::SnapshotConfig;
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
-use rafthttp_pipeline::transport::{AddPeer, TransportConfig};
+use rafthttp_pipeline::transport::{AddPeer, TransportConfig, PEER_SHUTDOWN_TIMEOUT};
 use rafthttp_pipeline::LocalMember;
 use rafthttp_pipeline::Metrics;
 use rafthttp_pipeline::{Id, PipelineStats, Recipients, StreamRoutes, Transport};
@@ -42,14 +42,18 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops serving, then stops the transport; returns every pipeline's
+    /// Stops the transport, then the servers, in etcd's order: the
+    /// transport's stream writers end their connections, so that the
+    /// graceful stop of the server has only requests in progress to wait
+    /// for (at most [`PEER_SHUTDOWN_TIMEOUT`]). Returns every pipeline's
     /// final stats.
     pub async fn stop(self) -> Vec<(Id, PipelineStats)> {
+        let stats = self.actor.send(Shutdown).await.unwrap_or_default();
         self.server.stop(true).await;
         if let Some(metrics) = self.metrics_server {
             metrics.stop(true).await;
         }
-        self.actor.send(Shutdown).await.unwrap_or_default()
+        stats
     }
 }
 
@@ -211,6 +215,7 @@ pub fn start_on(
         }
     })
     .workers(1)
+    .shutdown_timeout(PEER_SHUTDOWN_TIMEOUT.as_secs())
     .disable_signals();
     for listener in listeners {
         info!("listening for peers on {}", listener.local_addr()?);

@@ -22,10 +22,10 @@ use tokio::sync::watch;
 
 use support::etcd::{etcd_available, free_port, loopback_url, Etcd, EtcdConfig, TempDir};
 use support::peer::Peer;
+use support::streams::{all_four, established, wait_all_four};
 
 /// How long etcd may take to establish its streams.
 const WAIT: Duration = Duration::from_secs(20);
-const ESTABLISHED: &str = "established TCP streaming connection with remote peer";
 
 /// Counts messages that came by stream (no `X-PeerURLs`) and by pipeline.
 struct Raft {
@@ -54,62 +54,6 @@ impl Handler<ReportUnreachable> for Raft {
 impl Handler<ReportSnapshot> for Raft {
     type Result = ();
     fn handle(&mut self, _: ReportSnapshot, _: &mut Context<Self>) {}
-}
-
-/// etcd's log lines saying a stream with `remote` is up, as
-/// `(kind, stream type)`: `writer`/`reader` and `stream Message`/`stream
-/// MsgApp v2`.
-fn established(log: &str, remote: &str) -> Vec<(String, String)> {
-    let field = |line: &str, key: &str| {
-        let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
-        let end = line[start..].find('"')? + start;
-        Some(line[start..end].to_owned())
-    };
-    let mut found: Vec<(String, String)> = log
-        .lines()
-        .filter(|l| {
-            l.contains(ESTABLISHED) && field(l, "remote-peer-id").as_deref() == Some(remote)
-        })
-        .filter_map(|l| {
-            let writer = field(l, "stream-writer-type").map(|t| ("writer".to_owned(), t));
-            writer.or_else(|| field(l, "stream-reader-type").map(|t| ("reader".to_owned(), t)))
-        })
-        .collect();
-    found.sort();
-    found.dedup();
-    found
-}
-
-/// The four streams etcd reports, as [`established`] lists them.
-fn all_four() -> Vec<(String, String)> {
-    let mut want: Vec<(String, String)> = [
-        ("reader", "stream MsgApp v2"),
-        ("reader", "stream Message"),
-        ("writer", "stream MsgApp v2"),
-        ("writer", "stream Message"),
-    ]
-    .iter()
-    .map(|(k, t)| (k.to_string(), t.to_string()))
-    .collect();
-    want.sort();
-    want
-}
-
-/// Waits until etcd's log shows all four streams with `remote` up.
-fn wait_all_four(etcd: &Etcd, remote: &str) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let found = established(&etcd.log(), remote);
-        if found == all_four() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcd established only {found:?}; log tail:\n{}",
-            etcd.log_tail(30)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[actix_rt::test]
@@ -202,7 +146,7 @@ fn etcd_and_the_stand_in_commit_writes_over_streams_and_reconnect() {
         .expect("our id")
         .to_owned();
     let mut etcd = Etcd::start(config.clone()).expect("etcd starts");
-    wait_all_four(&etcd, &ours);
+    wait_all_four(&etcd, &ours, WAIT);
     etcd.wait_healthy(WAIT).expect("a leader, with our vote");
     for i in 0..100 {
         let out = etcd.etcdctl(&["put", &format!("k{i}"), "v"], Duration::from_secs(5));
@@ -223,5 +167,5 @@ fn etcd_and_the_stand_in_commit_writes_over_streams_and_reconnect() {
     etcd.terminate(WAIT).expect("etcd stops");
     drop(etcd);
     let etcd = Etcd::start(config).expect("etcd starts again");
-    wait_all_four(&etcd, &ours);
+    wait_all_four(&etcd, &ours, WAIT);
 }

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 
 use support::etcd::{etcd_available, free_port, Etcd, EtcdConfig, TempDir};
 use support::peer::Peer;
+use support::streams::wait_all_four;
 
 const TOKEN: &str = "tok-tls";
 /// How long any one expected event may take.
@@ -121,6 +122,7 @@ fn start_cluster(ca: &Ca, dir: &Path) -> Cluster {
             .peer_tls(&theirs.cert, &theirs.key, &ca.file());
         let mut args = member_args("rust-peer", &our_url, &config, &ours, ca);
         args.extend(["--peer-cert-allowed-cn".to_owned(), "etcd-tls".to_owned()]);
+        args.push("--streams".to_owned());
         let mut standin = Peer::spawn("rust-peer", &args, dir);
         if let Err(e) = standin.try_wait_for(EVENT_TIMEOUT, |e| e["event"] == "up") {
             errors.push(format!("rust-peer: {e}\n{}", standin.log_tail(5)));
@@ -233,6 +235,13 @@ fn etcd_and_our_member_commit_over_mutual_tls_and_both_refuse_another_ca() {
         counts["in"]["MsgApp"].as_u64().unwrap_or(0) >= 20,
         "{counts}"
     );
+    // etcd's streams run over mutual TLS too: etcd's two readers dialled
+    // our member, and our two readers dialled etcd.
+    let ours = identity["member_id"]
+        .as_str()
+        .expect("our member's id")
+        .to_owned();
+    wait_all_four(&etcd, &ours, Duration::from_secs(20));
 
     // A member whose certificate is from another CA (it trusts ours, so
     // only its own certificate is wrong) is refused in the handshake by

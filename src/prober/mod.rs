@@ -27,7 +27,7 @@ use std::time::{Instant, SystemTime};
 use actix::prelude::*;
 use actix_web::http::header;
 
-use crate::config::DIAL_TIMEOUT;
+use crate::config::{ClientTls, DIAL_TIMEOUT};
 use crate::id::Id;
 use crate::metrics::Metrics;
 use crate::wire::PROBING_PREFIX;
@@ -118,6 +118,20 @@ impl Prober {
             client: crate::sender::http_client(DIAL_TIMEOUT),
             peers: HashMap::new(),
         }
+    }
+
+    /// Probes `https://` URLs with `tls`'s client certificate (default:
+    /// plain HTTP only), as the pipelines dial them
+    /// ([`PipelineConfig::tls`](crate::PipelineConfig::tls)).
+    #[cfg(feature = "tls")]
+    pub fn tls(self, tls: std::sync::Arc<rustls::ClientConfig>) -> Prober {
+        self.with_client_tls(Some(&tls))
+    }
+
+    /// A fresh client, with `tls` for `https://` URLs if given.
+    pub(crate) fn with_client_tls(mut self, tls: Option<&ClientTls>) -> Prober {
+        self.client = crate::sender::build_client(DIAL_TIMEOUT, tls);
+        self
     }
 
     fn forget(&mut self, id: Id, ctx: &mut Context<Self>) -> Option<PeerHealth> {

@@ -12,6 +12,7 @@ use super::reader::{StreamReaderActor, StreamReaderConfig};
 use super::server::StreamWriters;
 use super::stream_type::StreamType;
 use super::writer::{StopStream, StreamSend, StreamWriterActor};
+use crate::config::ClientTls;
 use crate::id::Id;
 use crate::local_member::LocalMember;
 use crate::messages::{Inbound, PeerStatusChanged, ReportUnreachable};
@@ -42,6 +43,8 @@ pub(crate) struct StreamPeer<'a> {
     pub(crate) unreachable: Recipient<ReportUnreachable>,
     /// Where the readers tell the peer's status.
     pub(crate) status: Recipient<PeerStatusChanged>,
+    /// The pipelines' TLS, which the readers dial `https://` URLs with.
+    pub(crate) tls: Option<ClientTls>,
 }
 
 /// What every reader of a peer is started with, kept to start them again
@@ -51,6 +54,7 @@ struct Readers {
     local: LocalMember,
     inbound: Recipient<Inbound>,
     status: Recipient<PeerStatusChanged>,
+    tls: Option<ClientTls>,
 }
 
 impl Readers {
@@ -62,7 +66,8 @@ impl Readers {
         };
         let reader = |kind| {
             let inbound = self.inbound.clone();
-            let mut config = StreamReaderConfig::new(&self.local, peer, url.clone(), kind, inbound);
+            let config = StreamReaderConfig::new(&self.local, peer, url.clone(), kind, inbound);
+            let mut config = config.with_client_tls(self.tls.as_ref());
             config.status = Some(self.status.clone());
             StreamReaderActor::new(config).start()
         };
@@ -96,6 +101,7 @@ impl PeerStreams {
             local: p.local.clone(),
             inbound: p.inbound,
             status: p.status,
+            tls: p.tls,
         };
         let readers = with.start(p.peer, p.urls);
         PeerStreams {

@@ -26,14 +26,14 @@ use super::link_heartbeat::is_link_heartbeat;
 use super::server::HEADER_RAFT_TO;
 use super::stream_type::StreamType;
 use super::{CONN_READ_TIMEOUT, READ_BYTES_LIMIT};
-use crate::config::DIAL_TIMEOUT;
+use crate::config::{ClientTls, DIAL_TIMEOUT};
 use crate::error::{Error, TransportError};
 use crate::id::Id;
 use crate::local_member::LocalMember;
 use crate::messages::{Inbound, PeerStatusChanged};
 use crate::peer_url::PeerUrl;
 use crate::raftpb::Message;
-use crate::sender::http_client;
+use crate::sender::build_client;
 use crate::version::{MIN_CLUSTER_VERSION, SERVER_VERSION};
 use crate::wire::{name, request_uri};
 
@@ -67,6 +67,12 @@ pub struct StreamReaderConfig {
     /// and `deactivate`, `stream.go:420-440`). A clean end or a stop
     /// changes nothing, as in etcd.
     pub status: Option<Recipient<PeerStatusChanged>>,
+    /// TLS for an `https://` peer URL (default none), as the pipeline's
+    /// [`PipelineConfig::tls`](crate::PipelineConfig::tls); a
+    /// [`Transport`](crate::transport::Transport) gives its readers its
+    /// pipelines' configuration.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl StreamReaderConfig {
@@ -87,7 +93,30 @@ impl StreamReaderConfig {
             read_timeout: CONN_READ_TIMEOUT,
             raft,
             status: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Sets [`tls`](Self::tls) where the crate holds a [`ClientTls`]
+    /// (which, without the `tls` feature, is never there).
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_client_tls(self, tls: Option<&ClientTls>) -> Self {
+        let tls = tls.cloned();
+        StreamReaderConfig { tls, ..self }
+    }
+
+    /// Without the `tls` feature there is no TLS to set.
+    #[cfg(not(feature = "tls"))]
+    pub(crate) fn with_client_tls(self, _: Option<&ClientTls>) -> Self {
+        self
+    }
+
+    fn client_tls(&self) -> Option<ClientTls> {
+        #[cfg(feature = "tls")]
+        return self.tls.clone();
+        #[cfg(not(feature = "tls"))]
+        None
     }
 }
 
@@ -170,7 +199,7 @@ impl Handler<super::writer::StopStream> for StreamReaderActor {
 
 /// Dials, reads, and dials again, forever (until the actor stops).
 async fn run(config: Arc<StreamReaderConfig>, status: Arc<StreamReaderStatus>) {
-    let client = http_client(DIAL_TIMEOUT);
+    let client = build_client(DIAL_TIMEOUT, config.client_tls().as_ref());
     let mut last_dial: Option<Instant> = None;
     loop {
         if let Some(last) = last_dial {

@@ -54,7 +54,11 @@ impl Transport {
     /// A transport with no peers yet; start it with [`Actor::start`] or
     /// [`Transport::start`].
     pub fn new(config: TransportConfig, recipients: Recipients) -> Self {
-        let probing = Probing::new(config.prober.clone(), config.pipeline.metrics.clone());
+        let probing = Probing::new(
+            config.prober.clone(),
+            config.pipeline.metrics.clone(),
+            config.pipeline.client_tls(),
+        );
         Transport {
             config,
             recipients,
@@ -129,6 +133,7 @@ impl Transport {
             inbound,
             unreachable: self.recipients.unreachable.clone(),
             status,
+            tls: self.config.pipeline.client_tls(),
         }))
     }
 

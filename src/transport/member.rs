@@ -71,6 +71,8 @@ pub struct MemberBuilder {
     shutdown_timeout: Duration,
     receiver: Customize<ReceiverConfig>,
     transport: Customize<TransportConfig>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::PeerTls>,
 }
 
 impl std::fmt::Debug for MemberBuilder {
@@ -97,6 +99,57 @@ impl MemberBuilder {
             shutdown_timeout: PEER_SHUTDOWN_TIMEOUT,
             receiver: Box::new(|c| c),
             transport: Box::new(|c| c),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Speaks mutual TLS with `tls` on both sides: the server accepts only
+    /// TLS connections with a client certificate it trusts, the pipelines
+    /// and stream readers dial `https://` URLs with `tls`'s client
+    /// certificate, and the advertised URLs default to `https://<address>`.
+    /// Default: plain HTTP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::PeerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The scheme of the advertised URLs that default from the bound
+    /// addresses.
+    fn scheme(&self) -> &'static str {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return "https";
+        }
+        "http"
+    }
+
+    /// The transport's configuration: the user's changes, after the
+    /// member's TLS (if any) for the pipelines and stream readers.
+    fn transport_config(&mut self, local: &LocalMember) -> TransportConfig {
+        let config = TransportConfig::new(local);
+        #[cfg(feature = "tls")]
+        let config = match &self.tls {
+            Some(tls) => config.pipeline_with(|p| p.tls(tls.client_config())),
+            None => config,
+        };
+        let customize = std::mem::replace(&mut self.transport, Box::new(|c| c));
+        customize(config)
+    }
+
+    /// How the server runs.
+    fn server_settings(
+        &self,
+        streams: Option<StreamRoutes>,
+        workers: Option<usize>,
+    ) -> ServerSettings {
+        ServerSettings {
+            streams,
+            workers,
+            shutdown_timeout: self.shutdown_timeout,
+            #[cfg(feature = "tls")]
+            tls: self.tls.as_ref().map(crate::tls::PeerTls::server_config),
         }
     }
 
@@ -150,13 +203,13 @@ impl MemberBuilder {
     /// that actor. Call it inside a running actix `System`: the transport
     /// and its pipelines run on the current arbiter, the receiver on its
     /// own worker threads.
-    pub fn start<R, F>(self, make_raft: F) -> io::Result<Member<R>>
+    pub fn start<R, F>(mut self, make_raft: F) -> io::Result<Member<R>>
     where
         R: Actor,
         F: FnOnce(Addr<Transport>) -> RaftRecipients<R>,
     {
-        let bound = Bound::listen(&self.bind, self.local)?;
-        let config = (self.transport)(TransportConfig::new(&bound.local));
+        let bound = Bound::listen(&self.bind, self.local.clone(), self.scheme())?;
+        let config = self.transport_config(&bound.local);
         let streams = config
             .streams
             .clone()
@@ -165,12 +218,8 @@ impl MemberBuilder {
             let wired = make_raft(addr);
             (wired.transport, (wired.raft, wired.inbound))
         });
+        let settings = self.server_settings(streams, self.workers);
         let receiver = (self.receiver)(ReceiverConfig::new(&bound.local, inbound));
-        let settings = ServerSettings {
-            streams,
-            workers: self.workers,
-            shutdown_timeout: self.shutdown_timeout,
-        };
         let server = serve(bound.listeners, move || receiver.clone(), settings);
         let server = server.inspect_err(|_| transport.do_send(StopTransport))?;
         Ok(Member::started(
@@ -193,18 +242,19 @@ impl MemberBuilder {
     ///
     /// `make_raft` is called on that thread, once. Resolves once it has
     /// run; [`Member::arbiter`] is that thread's arbiter.
-    pub async fn start_on_one_thread<R, F>(self, make_raft: F) -> io::Result<Member<R>>
+    pub async fn start_on_one_thread<R, F>(mut self, make_raft: F) -> io::Result<Member<R>>
     where
         R: Actor,
         F: FnOnce(Addr<Transport>) -> RaftRecipients<R> + Send + 'static,
     {
-        let bound = Bound::listen(&self.bind, self.local)?;
-        let config = (self.transport)(TransportConfig::new(&bound.local));
+        let bound = Bound::listen(&self.bind, self.local.clone(), self.scheme())?;
+        let config = self.transport_config(&bound.local);
         let streams = config
             .streams
             .clone()
             .map(|t| StreamRoutes::new(&bound.local, t));
         let (started_tx, started) = futures::channel::oneshot::channel();
+        let settings = self.server_settings(streams, Some(1));
         let (local, customize) = (bound.local.clone(), self.receiver);
         let first = move || {
             let (transport, (raft, inbound)) = Transport::start_with(config, |addr| {
@@ -213,11 +263,6 @@ impl MemberBuilder {
             });
             let _ = started_tx.send((transport, raft, Arbiter::current()));
             customize(ReceiverConfig::new(&local, inbound))
-        };
-        let settings = ServerSettings {
-            streams,
-            workers: Some(1),
-            shutdown_timeout: self.shutdown_timeout,
         };
         let once = Once::new(first);
         let server = serve(bound.listeners, move || once.get(), settings)?;
@@ -239,7 +284,7 @@ struct Bound {
 }
 
 impl Bound {
-    fn listen(bind: &[SocketAddr], mut local: LocalMember) -> io::Result<Self> {
+    fn listen(bind: &[SocketAddr], mut local: LocalMember, scheme: &str) -> io::Result<Self> {
         let loopback = [SocketAddr::from(([127, 0, 0, 1], 0))];
         let bind = if bind.is_empty() { &loopback[..] } else { bind };
         let listeners = bind
@@ -251,7 +296,7 @@ impl Bound {
             .map(TcpListener::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
         if local.peer_urls.is_empty() {
-            local.peer_urls = addrs.iter().map(|a| format!("http://{a}")).collect();
+            local.peer_urls = addrs.iter().map(|a| format!("{scheme}://{a}")).collect();
         }
         Ok(Bound {
             listeners,
@@ -300,6 +345,9 @@ struct ServerSettings {
     streams: Option<StreamRoutes>,
     workers: Option<usize>,
     shutdown_timeout: Duration,
+    /// The server's side of [`MemberBuilder::tls`].
+    #[cfg(feature = "tls")]
+    tls: Option<rustls::ServerConfig>,
 }
 
 /// Serves the receiver on `listeners`, with the configuration `receiver`
@@ -320,12 +368,18 @@ fn serve(
         };
         app.configure(receiver::configure(receiver()))
     })
+    .on_connect(crate::nodelay::on_connect)
     .disable_signals()
     .shutdown_timeout(secs);
     if let Some(workers) = settings.workers {
         server = server.workers(workers);
     }
     for listener in listeners {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &settings.tls {
+            server = server.listen_rustls_0_23(listener, tls.clone())?;
+            continue;
+        }
         server = server.listen(listener)?;
     }
     let server = server.run();

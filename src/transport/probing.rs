@@ -7,6 +7,7 @@
 use actix::prelude::*;
 use futures::future::{BoxFuture, FutureExt};
 
+use crate::config::ClientTls;
 use crate::id::Id;
 use crate::metrics::Metrics;
 use crate::prober::{self, PeerHealth, Prober, ProberConfig};
@@ -15,15 +16,23 @@ use crate::prober::{self, PeerHealth, Prober, ProberConfig};
 pub(crate) struct Probing {
     config: Option<ProberConfig>,
     metrics: Option<Metrics>,
+    /// The pipelines' TLS, for `https://` peer URLs.
+    tls: Option<ClientTls>,
     prober: Option<Addr<Prober>>,
 }
 
 impl Probing {
-    /// Probing with `config` (`None`: off), observing in `metrics`.
-    pub(crate) fn new(config: Option<ProberConfig>, metrics: Option<Metrics>) -> Self {
+    /// Probing with `config` (`None`: off), observing in `metrics`, with
+    /// `tls` for `https://` URLs.
+    pub(crate) fn new(
+        config: Option<ProberConfig>,
+        metrics: Option<Metrics>,
+        tls: Option<ClientTls>,
+    ) -> Self {
         Probing {
             config,
             metrics,
+            tls,
             prober: None,
         }
     }
@@ -31,10 +40,11 @@ impl Probing {
     /// Probes peer `id` at `urls` from now on (anew if it was probed).
     pub(crate) fn add(&mut self, id: Id, urls: &[String]) {
         let Some(config) = &self.config else { return };
-        let metrics = &self.metrics;
-        let prober = self
-            .prober
-            .get_or_insert_with(|| Prober::new(config.clone(), metrics.clone()).start());
+        let (metrics, tls) = (&self.metrics, &self.tls);
+        let prober = self.prober.get_or_insert_with(|| {
+            let prober = Prober::new(config.clone(), metrics.clone());
+            prober.with_client_tls(tls.as_ref()).start()
+        });
         prober.do_send(prober::AddPeer {
             id,
             urls: urls.to_vec(),

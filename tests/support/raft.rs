@@ -198,6 +198,11 @@ impl Recording {
             .critical_errors(self.addr.clone().recipient())
     }
 
+    /// This raft as a member's: every message and callback to it.
+    pub fn raft_recipients(&self) -> rafthttp_pipeline::transport::RaftRecipients<RecordingRaft> {
+        rafthttp_pipeline::transport::RaftRecipients::new(self.addr.clone())
+    }
+
     /// Where a stream writer reports the messages it could not deliver.
     pub fn unreachable(&self) -> Recipient<ReportUnreachable> {
         self.addr.clone().recipient()
