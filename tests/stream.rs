@@ -14,13 +14,15 @@ use actix::prelude::*;
 use bytes::Bytes;
 use rafthttp_pipeline::raftpb::{Entry, Message, MessageType};
 use rafthttp_pipeline::receiver::{self, ReceiverConfig};
+use rafthttp_pipeline::transport::{AddPeer, MemberBuilder, TransportConfig};
 use rafthttp_pipeline::{
-    stream_routes, Id, LocalMember, PeerUrl, StopStream, StreamReaderActor, StreamReaderConfig,
-    StreamReaderStatus, StreamRoutes, StreamSend, StreamType, StreamWriterActor, StreamWriters,
+    stream_routes, Error, Id, LocalMember, PeerUrl, StopStream, StreamReaderActor,
+    StreamReaderConfig, StreamReaderStatus, StreamRoutes, StreamSend, StreamType,
+    StreamWriterActor, StreamWriters,
 };
 use support::http::{self, Headers};
 use support::member::Member;
-use support::raft::Recording;
+use support::raft::{Event, Recording};
 use support::server;
 use support::{count_unreachable, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -419,6 +421,97 @@ async fn test_stream_reader_dial_request() {
             );
         }
     }
+}
+
+/// Accepts `n` dials on `listener` and answers each with `status` (and
+/// `X-Server-Version: 3.4.23`), then closes it.
+async fn answer_dials(listener: &TcpListener, status: &str, n: usize) {
+    for _ in 0..n {
+        let (mut conn, _) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .expect("the reader dials")
+            .expect("accept");
+        read_request(&mut conn).await;
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nX-Server-Version: 3.4.23\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        conn.write_all(answer.as_bytes()).await.expect("answer");
+    }
+}
+
+// etcd's TestStreamReaderDialResult: with `X-Server-Version` in the
+// answer, 404, 405 and 412 fail the dial, 200 establishes the stream, and
+// 410 fails it and reports one critical error (this member was removed)
+// per dial, where etcd sends it on `errorc`.
+#[actix_rt::test]
+async fn test_stream_reader_dial_result() {
+    let cases = [
+        ("404 Not Found", false),
+        ("405 Method Not Allowed", false),
+        ("412 Precondition Failed", false),
+        ("410 Gone", true),
+    ];
+    for (status, critical) in cases {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let b = Recording::start();
+        let critical_errors = b.critical_errors();
+        let (_reader, state) = reader(&b, &url, StreamType::Message, |mut c| {
+            c.critical_errors = Some(critical_errors);
+            c
+        });
+        // The third dial comes after the reader handled the first two.
+        answer_dials(&listener, status, 3).await;
+        let removed = |events: &[Event]| {
+            let removal = |e: &&Event| matches!(e, Event::Critical(c) if c.error == Error::MemberRemoved && c.peer == A);
+            events.iter().filter(removal).count()
+        };
+        if critical {
+            b.wait_until("two critical errors", |e| removed(e) >= 2)
+                .await;
+        }
+        let events = b.events();
+        assert_eq!(removed(&events) >= 2, critical, "{status}: {events:?}");
+        assert_eq!(events.len(), removed(&events), "{status}: {events:?}");
+        assert!(!state.is_active() && !state.is_unsupported(), "{status}");
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let b = Recording::start();
+    let (_reader, state) = reader(&b, &url, StreamType::Message, |c| c);
+    let (mut conn, _) = listener.accept().await.expect("the reader dials");
+    read_request(&mut conn).await;
+    let ok = b"HTTP/1.1 200 OK\r\nX-Server-Version: 3.4.23\r\nTransfer-Encoding: chunked\r\n\r\n";
+    conn.write_all(ok).await.expect("answer");
+    wait_flag("an established stream", true, || state.is_active()).await;
+}
+
+// The transport gives its readers the member's critical-error recipient:
+// a peer that answers 410 tells the raft actor this member was removed.
+#[actix_rt::test]
+async fn a_transport_reports_a_410_from_its_peer_as_a_critical_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let b = Recording::start();
+    let member = MemberBuilder::new(LocalMember::new(B, CLUSTER))
+        .transport(TransportConfig::with_streams)
+        .start(|_| b.raft_recipients().with_critical_errors())
+        .expect("bind a loopback port");
+    let add = AddPeer {
+        id: A,
+        urls: vec![url],
+    };
+    member
+        .transport()
+        .send(add)
+        .await
+        .unwrap()
+        .expect("valid peer");
+    answer_dials(&listener, "410 Gone", 2).await;
+    let critical = |e: &Event| matches!(e, Event::Critical(c) if c.error == Error::MemberRemoved);
+    b.wait_until("a critical error", |e| e.iter().any(critical))
+        .await;
+    member.stop().await;
 }
 
 // etcd's TestStreamReaderStopOnDial: a reader stopped while its dial waits

@@ -15,7 +15,7 @@ use super::writer::{StopStream, StreamSend, StreamWriterActor};
 use crate::config::ClientTls;
 use crate::id::Id;
 use crate::local_member::LocalMember;
-use crate::messages::{Inbound, PeerStatusChanged, ReportUnreachable};
+use crate::messages::{CriticalError, Inbound, PeerStatusChanged, ReportUnreachable};
 use crate::peer_url::PeerUrl;
 use crate::raftpb::Message;
 
@@ -43,6 +43,8 @@ pub(crate) struct StreamPeer<'a> {
     pub(crate) unreachable: Recipient<ReportUnreachable>,
     /// Where the readers tell the peer's status.
     pub(crate) status: Recipient<PeerStatusChanged>,
+    /// Where a reader reports that this member was removed.
+    pub(crate) critical_errors: Option<Recipient<CriticalError>>,
     /// The pipelines' TLS, which the readers dial `https://` URLs with.
     pub(crate) tls: Option<ClientTls>,
 }
@@ -54,6 +56,7 @@ struct Readers {
     local: LocalMember,
     inbound: Recipient<Inbound>,
     status: Recipient<PeerStatusChanged>,
+    critical_errors: Option<Recipient<CriticalError>>,
     tls: Option<ClientTls>,
 }
 
@@ -69,6 +72,7 @@ impl Readers {
             let config = StreamReaderConfig::new(&self.local, peer, url.clone(), kind, inbound);
             let mut config = config.with_client_tls(self.tls.as_ref());
             config.status = Some(self.status.clone());
+            config.critical_errors = self.critical_errors.clone();
             StreamReaderActor::new(config).start()
         };
         StreamType::ALL.into_iter().map(reader).collect()
@@ -101,6 +105,7 @@ impl PeerStreams {
             local: p.local.clone(),
             inbound: p.inbound,
             status: p.status,
+            critical_errors: p.critical_errors,
             tls: p.tls,
         };
         let readers = with.start(p.peer, p.urls);

@@ -30,7 +30,7 @@ use crate::config::{ClientTls, DIAL_TIMEOUT};
 use crate::error::{Error, TransportError};
 use crate::id::Id;
 use crate::local_member::LocalMember;
-use crate::messages::{Inbound, PeerStatusChanged};
+use crate::messages::{CriticalError, Inbound, PeerStatusChanged};
 use crate::peer_url::PeerUrl;
 use crate::raftpb::Message;
 use crate::sender::build_client;
@@ -67,6 +67,11 @@ pub struct StreamReaderConfig {
     /// and `deactivate`, `stream.go:420-440`). A clean end or a stop
     /// changes nothing, as in etcd.
     pub status: Option<Recipient<PeerStatusChanged>>,
+    /// Where a `410 Gone` answer goes as a [`CriticalError`] with
+    /// [`Error::MemberRemoved`] (default none: only logged), as etcd's
+    /// reader reports it on `errorc` and the member stops
+    /// (`stream.go:656-661`).
+    pub critical_errors: Option<Recipient<CriticalError>>,
     /// TLS for an `https://` peer URL (default none), as the pipeline's
     /// [`PipelineConfig::tls`](crate::PipelineConfig::tls); a
     /// [`Transport`](crate::transport::Transport) gives its readers its
@@ -93,6 +98,7 @@ impl StreamReaderConfig {
             read_timeout: CONN_READ_TIMEOUT,
             raft,
             status: None,
+            critical_errors: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -228,8 +234,27 @@ async fn run(config: Arc<StreamReaderConfig>, status: Arc<StreamReaderStatus>) {
                 }
             }
             Ok(Dialled::Unsupported) => status.unsupported.store(true, Ordering::Release),
+            Err(Error::MemberRemoved) => removed(&config),
             Err(e) => log::debug!("failed to dial {peer} on {kind} ({e})"),
         }
+    }
+}
+
+/// The peer answered `410 Gone`: this member was removed from the cluster.
+/// Tells the critical-error recipient, if any, every time (etcd's
+/// non-blocking send to `errorc` on each such dial).
+fn removed(config: &StreamReaderConfig) {
+    log::error!(
+        "failed to dial {} on {}: {}",
+        config.peer,
+        config.kind,
+        Error::MemberRemoved
+    );
+    if let Some(critical) = &config.critical_errors {
+        critical.do_send(CriticalError {
+            peer: config.peer,
+            error: Error::MemberRemoved,
+        });
     }
 }
 

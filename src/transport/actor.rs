@@ -133,6 +133,7 @@ impl Transport {
             inbound,
             unreachable: self.recipients.unreachable.clone(),
             status,
+            critical_errors: self.recipients.critical_errors.clone(),
             tls: self.config.pipeline.client_tls(),
         }))
     }

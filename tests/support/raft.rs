@@ -208,6 +208,11 @@ impl Recording {
         self.addr.clone().recipient()
     }
 
+    /// Where a stream reader reports that this member was removed.
+    pub fn critical_errors(&self) -> Recipient<CriticalError> {
+        self.addr.clone().recipient()
+    }
+
     /// Where a stream reader tells the peer's status.
     pub fn peer_status(&self) -> Recipient<PeerStatusChanged> {
         self.addr.clone().recipient()
