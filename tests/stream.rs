@@ -581,6 +581,39 @@ async fn a_full_queue_and_a_broken_stream_report_every_message_they_held() {
     a.wait_working(StreamType::MsgAppV2, false).await;
 }
 
+// Better than etcd (§4.5): messages already handed to the socket when the
+// connection breaks are reported too, since the peer may never have read
+// them (here a peer that took their bytes and then went away).
+#[actix_rt::test]
+async fn a_broken_stream_reports_the_messages_it_had_handed_to_the_socket() {
+    const SENT: u64 = 100;
+    let a = Serving::start();
+    let get = http::head(
+        "GET",
+        "/raft/stream/msgapp/2",
+        &stream_headers(),
+        "Accept: */*",
+    );
+    let mut peer = http::open(a.addr, &get).await;
+    read_head(&mut peer).await;
+    a.wait_working(StreamType::MsgAppV2, true).await;
+    for i in 0..SENT {
+        a.send(StreamType::MsgAppV2, app(i, 1)).await;
+    }
+    read_until_contains(&mut peer, format!("entry {SENT}").as_bytes()).await;
+    assert_eq!(
+        count_unreachable(&a.raft.events()),
+        0,
+        "none before the break"
+    );
+    drop(peer);
+    let events = a.raft.wait_unreachable(SENT as usize).await;
+    let lost = events.iter().filter(|e| {
+        matches!(e, support::Event::Unreachable(r) if r.message_type == MessageType::MsgApp as i32)
+    });
+    assert_eq!(lost.count(), SENT as usize, "{events:?}");
+}
+
 // etcd's reader activates the peer when a stream is established and
 // deactivates it when a stream fails (`stream.go:420-440`): here a stream
 // that falls silent past the read timeout.

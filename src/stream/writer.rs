@@ -6,8 +6,10 @@
 //!
 //! Better than etcd: every message it accepts ends delivered to the body or
 //! reported ([`ReportUnreachable`], one per message), including those
-//! queued when a connection breaks or the writer stops; and it learns of a
-//! reader that went away as soon as actix-web drops the body.
+//! queued when a connection breaks or the writer stops, and those handed to
+//! a socket that broke before the peer read them (at least once: see
+//! [`conn`](super::conn)); and it learns of a reader that went away as soon
+//! as actix-web drops the body.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -299,10 +301,9 @@ impl Handler<ConnClosed> for StreamWriterActor {
 
     fn handle(&mut self, msg: ConnClosed, _: &mut Self::Context) {
         let reason = self.lost();
-        for chunk in msg.unsent {
-            for message_type in chunk.message_types {
-                self.report(message_type, &reason);
-            }
+        let unsent = msg.unsent.into_iter().flat_map(|c| c.message_types);
+        for message_type in msg.maybe_lost.into_iter().chain(unsent) {
+            self.report(message_type, &reason);
         }
         if self.attached.as_ref().is_some_and(|a| a.conn == msg.conn) {
             log::warn!(
