@@ -66,3 +66,23 @@ pub fn wait_all_four(etcd: &Etcd, remote: &str, within: Duration) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Waits until etcd's log, from byte `offset` on, shows all four streams
+/// with `remote` up: streams established again after `offset` was taken
+/// (e.g. `etcd.log().len()` before a peer restarts), not the old ones.
+pub fn wait_all_four_since(etcd: &Etcd, remote: &str, offset: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let log = etcd.log();
+        let found = established(log.get(offset..).unwrap_or(""), remote);
+        if found == all_four() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "since byte {offset}, etcd established only {found:?}; log tail:\n{}",
+            etcd.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
