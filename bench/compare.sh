@@ -19,6 +19,8 @@
 #                            and not yet processed by B (etcd's receive queue), N = 2 000 000
 #   w3s_latency              W3 over etcd's streams: MsgApp on A's msgappv2 stream, the
 #                            MsgAppResp back on B's message stream
+#   w3s_latency_1cpu         the same with both processes on CPU 0 (taskset -c 0): no
+#                            round trip waits for an idle CPU to wake (see BENCHMARKS.md)
 #   floor                    our bare awc/actix-web floor against bare Go net/http (httpref)
 #   sweep_64B ... sweep_1MiB W1 with one entry of 64 B, 1 KiB, 16 KiB, 256 KiB, 1 MiB
 #   peers_1 ... peers_64     W1 with K = 1, 4, 16, 64 peers in node A, and an idle window
@@ -83,8 +85,8 @@ scaled() { # a count or a size divided by SCALE, at least $2 (default 1)
 }
 
 CASES=() # name|our command|etcd's command; a command's first word is a program below
-both() { # name flags [flags for etcd's side only]: the same flags on both sides
-  CASES+=("$1|bench $2|pipebench $2 ${3:-}")
+both() { # name flags [flags for etcd's side only] [flags for ours only]: the same flags on both sides
+  CASES+=("$1|bench $2 ${4:-}|pipebench $2 ${3:-}")
 }
 W1="--workload w1 --mode retry --retry-sleep 50us"
 N=$(scaled 200000)
@@ -96,8 +98,12 @@ both w2_64MiBx4_serial "--workload w2 --snap-size $(scaled $((64 * MiB))) --snap
 both w3_latency "--workload w3 --n $(scaled 1000 10) --warmup 200"
 # etcd's streams, both sides: each node adds the other, the run waits (10 s at most) until
 # messages take the streams and fails if a measured one came by POST /raft.
-both w1s_window "$W1 --streams --window 4096 --n $(scaled 2000000) --warmup $WARM"
-both w3s_latency "--workload w3 --streams --n $(scaled 1000 10) --warmup 200"
+# Our members busy-poll 100 us after each stream send (TransportConfig::busy_poll), as Go's
+# scheduler spins before it parks; see BENCHMARKS.md.
+SPIN="--busy-poll 100us"
+both w1s_window "$W1 --streams --window 4096 --n $(scaled 2000000) --warmup $WARM" "" "$SPIN"
+both w3s_latency "--workload w3 --streams --n $(scaled 1000 10) --warmup 200" "" "$SPIN"
+both w3s_latency_1cpu "--workload w3 --streams --n $(scaled 1000 10) --warmup 200" "" "$SPIN"
 CASES+=("floor|bench --floor --n $N --warmup $WARM|httpref --clients 4 --body 300 --n $N --warmup $WARM")
 # The size sweep: fewer messages as they grow, so that each case moves 1 to 5 GB at most.
 for spec in 64B:64:200000 1KiB:1024:200000 16KiB:16384:100000 256KiB:262144:20000 1MiB:1048576:5000; do
@@ -150,11 +156,12 @@ run_one() {
   local side=$1 name=$2 rep=$3 prog
   prog=$(program "$4")
   shift 4
-  local att pre out rc line f best="" bestf=99
+  local att pre out rc line f best="" bestf=99 pin=()
+  [[ $name == *_1cpu ]] && pin=(taskset -c 0)
   for ((att = 1; att <= ATTEMPTS; att++)); do
     pre=$(wait_quiet)
     echo "[$(date +%T)] $side $name rep=$rep attempt=$att (busy before: ${pre}%): $*" >&2
-    out=$(timeout -k 5 600 "$prog" "$@" 2>>"$OUT/$side.stderr.log") && rc=0 || rc=$?
+    out=$(timeout -k 5 600 "${pin[@]}" "$prog" "$@" 2>>"$OUT/$side.stderr.log") && rc=0 || rc=$?
     line=$(grep -m1 '^RESULT ' <<<"$out" || true)
     line=${line#RESULT }
     [[ -n $line ]] && line=$(jq -c --arg s "$side" --arg c "$name" --argjson r "$rep" \

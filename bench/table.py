@@ -43,6 +43,8 @@ FIGURES = [
     ("w3s_latency", "W3 over streams round trip p50 µs", ["rtt_us_p50"], ["rtt_us_p50"], "lower", 1.0),
     ("w3s_latency", "W3 over streams round trip p99 µs", ["rtt_us_p99"], ["rtt_us_p99"], "lower", 1.0),
     ("w3s_latency", "W3 over streams one way (A send → B process) p50 µs", ["oneway_us_p50"], ["oneway_us_p50"], "lower", None),
+    ("w3s_latency_1cpu", "W3 over streams, both on one CPU, round trip p50 µs", ["rtt_us_p50"], ["rtt_us_p50"], "lower", None),
+    ("w3s_latency_1cpu", "W3 over streams, both on one CPU, round trip p99 µs", ["rtt_us_p99"], ["rtt_us_p99"], "lower", None),
     ("floor", "Floor req/s (bare awc/actix-web vs bare Go net/http)", ["delivered_per_s"], ["req_per_s"], "higher", None),
     ("floor", "Floor CPU µs/req, client + server", CPU, GO_HTTP_CPU, "lower", None),
 ]

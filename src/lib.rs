@@ -201,6 +201,7 @@
 #![warn(unreachable_pub)]
 
 mod body;
+mod busy_poll;
 mod config;
 mod dispatch;
 mod error;

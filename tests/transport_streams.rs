@@ -79,11 +79,12 @@ impl Running {
         Running { member, seen }
     }
 
-    /// A member whose raft actor, transport and receiver share one thread.
+    /// A member whose raft actor, transport and receiver share one thread,
+    /// which busy-polls after each stream send.
     async fn start_on_one_thread(id: u64) -> Running {
         let (tx, seen) = watch::channel(Seen::default());
         let member = MemberBuilder::new(LocalMember::new(Id(id), CLUSTER))
-            .transport(TransportConfig::with_streams)
+            .transport(|c| c.with_streams().busy_poll(Duration::from_micros(100)))
             .start_on_one_thread(|_| RaftRecipients::new(Node { seen: tx }.start()))
             .await
             .expect("bind a loopback port");
@@ -244,7 +245,8 @@ async fn ten_thousand_msgapps_between_members_arrive_in_order() {
 }
 
 // `start_on_one_thread`: raft, the transport and the receiver share the
-// HTTP worker's thread, and MsgApps still arrive in order by stream.
+// HTTP worker's thread, and MsgApps still arrive in order by stream (with
+// busy polling on).
 #[actix_rt::test]
 async fn members_on_one_thread_deliver_in_order_on_their_worker() {
     const TOTAL: u64 = 1_000;

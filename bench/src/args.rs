@@ -69,6 +69,9 @@ pub struct Args {
     /// W1 over streams: at most this many messages sent but not yet
     /// processed by B (etcd's harness's `-window`); 0: no window.
     pub window: u64,
+    /// With `--streams`: both members busy-poll this long after each send
+    /// (`TransportConfig::busy_poll`); ours only, Go spins on its own.
+    pub busy_poll: Option<Duration>,
     /// Receiver only, with `--streams`: node A's URL, added as a peer.
     pub peer_url: Option<String>,
 }
@@ -104,6 +107,7 @@ impl Default for Args {
             echo_to: None,
             streams: false,
             window: 0,
+            busy_poll: None,
             peer_url: None,
         }
     }
@@ -113,7 +117,7 @@ pub const USAGE: &str = "usage: bench [--workload w1|w2|w3] [--mode retry|drop] 
              [--n N] [--warmup N] [--entry-size BYTES] [--retry-sleep 50us]
              [--peers K] [--idle 5s]
              [--snap-size BYTES] [--snap-count N] [--serial] [--timeout 180s]
-             [--placement pool|current] [--metrics] [--streams] [--window N]
+             [--placement pool|current] [--metrics] [--streams] [--window N] [--busy-poll 100us]
        bench plot RESULTS.jsonl... > sweep.svg";
 
 impl Placement {
@@ -177,6 +181,7 @@ impl Args {
             "--echo-to" => self.echo_to = Some(value.to_owned()),
             "--peer-url" => self.peer_url = Some(value.to_owned()),
             "--window" => self.window = number(name, value)?,
+            "--busy-poll" => self.busy_poll = Some(duration(value)?),
             _ => return Err(format!("unknown flag {name}\n{USAGE}")),
         }
         Ok(())
@@ -201,6 +206,9 @@ impl Args {
                 "--streams applies to W1 and W3 with one peer, no --floor or --metrics".into(),
             );
         }
+        if self.busy_poll.is_some() && !self.streams {
+            return Err("--busy-poll applies with --streams".into());
+        }
         if self.window > 0 && !(self.streams && self.workload == Workload::W1) {
             return Err("--window applies to W1 with --streams".into());
         }
@@ -222,6 +230,12 @@ impl Args {
         }
         if self.streams {
             flags.push("--streams".to_owned());
+        }
+        if let Some(window) = self.busy_poll {
+            flags.extend([
+                "--busy-poll".to_owned(),
+                format!("{}us", window.as_micros()),
+            ]);
         }
         if let Some(placement) = self.placement {
             let name = match placement {

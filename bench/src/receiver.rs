@@ -165,8 +165,9 @@ fn raft_server(listener: TcpListener, counts: Arc<Counts>, args: &Args) -> std::
 async fn stream_member(counts: Arc<Counts>, args: &Args) -> Result<Member<Counter>, String> {
     let a_url = args.peer_url.clone().ok_or("--streams needs --peer-url")?;
     let echo = args.echo_to.is_some();
+    let busy_poll = args.busy_poll;
     let member = MemberBuilder::new(LocalMember::new(B, CLUSTER))
-        .transport(TransportConfig::with_streams)
+        .transport(move |c| streams_config(c, busy_poll))
         .start_on_one_thread(move |transport| {
             let echo = echo.then(|| Echo::Transport(transport));
             RaftRecipients::new(Counter { counts, echo }.start())
@@ -179,6 +180,16 @@ async fn stream_member(counts: Arc<Counts>, args: &Args) -> Result<Member<Counte
     };
     member.transport().do_send(add);
     Ok(member)
+}
+
+/// A stream member's transport: streams on, busy-polling if asked (both
+/// members of a run get the same).
+pub fn streams_config(config: TransportConfig, busy_poll: Option<Duration>) -> TransportConfig {
+    let config = config.with_streams();
+    match busy_poll {
+        Some(window) => config.busy_poll(window),
+        None => config,
+    }
 }
 
 /// The floor: a bare handler that takes the body and answers 204.

@@ -3,7 +3,10 @@
 //! streams on, and each adds the other as a peer. Each member runs on one
 //! thread (`MemberBuilder::start_on_one_thread`: raft stand-in, transport,
 //! and `/raft` and the stream routes on one HTTP worker), and A's driver
-//! runs there too, so no message wakes another thread of its process. A's messages go through its
+//! runs there too, so no message wakes another thread of its process.
+//! With `--busy-poll`, both members' threads keep polling for that long
+//! after each stream send (`TransportConfig::busy_poll`), so the answer
+//! does not wait for an idle CPU to wake. A's messages go through its
 //! transport (`SendMessages`), so MsgApps take the msgappv2 stream and
 //! W3's MsgAppResp comes back on B's message stream.
 //!
@@ -23,7 +26,7 @@ use actix::prelude::*;
 use futures::channel::mpsc::{unbounded, UnboundedReceiver};
 use rafthttp_pipeline::raftpb::{Message, MessageType};
 use rafthttp_pipeline::transport::{
-    AddPeer, Member, MemberBuilder, RaftRecipients, SendMessages, StopTransport, TransportConfig,
+    AddPeer, Member, MemberBuilder, RaftRecipients, SendMessages, StopTransport,
 };
 use rafthttp_pipeline::LocalMember;
 
@@ -53,12 +56,12 @@ struct StreamNode {
 }
 
 impl StreamNode {
-    async fn start() -> Result<Self, String> {
+    async fn start(busy_poll: Option<Duration>) -> Result<Self, String> {
         let (tx, events) = unbounded();
         let unreachable = Arc::new(AtomicU64::new(0));
         let counted = unreachable.clone();
         let member = MemberBuilder::new(LocalMember::new(A, CLUSTER))
-            .transport(TransportConfig::with_streams)
+            .transport(move |c| crate::receiver::streams_config(c, busy_poll))
             .start_on_one_thread(|_| RaftRecipients::new(RaftA::new(tx, counted).start()))
             .await
             .map_err(|e| format!("starting node A: {e}"))?;
@@ -81,7 +84,7 @@ impl StreamNode {
 /// The measured run: starts both nodes, brings the streams up, runs the
 /// workload, checks its path and stops A's transport.
 pub async fn run(args: &Args) -> Result<Outcome, String> {
-    let node = StreamNode::start().await?;
+    let node = StreamNode::start(args.busy_poll).await?;
     let node_arbiter = node.member.arbiter().clone();
     let (done_tx, done) = futures::channel::oneshot::channel();
     let args = args.clone();

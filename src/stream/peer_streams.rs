@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -47,6 +48,9 @@ pub(crate) struct StreamPeer<'a> {
     pub(crate) critical_errors: Option<Recipient<CriticalError>>,
     /// The pipelines' TLS, which the readers dial `https://` URLs with.
     pub(crate) tls: Option<ClientTls>,
+    /// How long a writer's thread polls after a send (see
+    /// [`TransportConfig::busy_poll`](crate::transport::TransportConfig::busy_poll)).
+    pub(crate) busy_poll: Option<Duration>,
 }
 
 /// What every reader of a peer is started with, kept to start them again
@@ -96,6 +100,10 @@ impl PeerStreams {
     pub(crate) fn start(p: StreamPeer<'_>) -> PeerStreams {
         let writer = |kind| {
             let actor = StreamWriterActor::new(p.peer, kind, p.unreachable.clone());
+            let actor = match p.busy_poll {
+                Some(window) => actor.busy_poll(window),
+                None => actor,
+            };
             let working = actor.working();
             let addr = actor.start();
             p.table.insert(p.peer, kind, addr.clone());

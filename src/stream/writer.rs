@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::BytesMut;
@@ -81,6 +82,8 @@ pub struct StreamWriterActor {
     writing: bool,
     working: Arc<AtomicBool>,
     unreachable: Recipient<ReportUnreachable>,
+    /// How long the thread polls after messages went out.
+    busy_poll: Option<Duration>,
 }
 
 impl StreamWriterActor {
@@ -95,7 +98,16 @@ impl StreamWriterActor {
             writing: false,
             working: Arc::new(AtomicBool::new(false)),
             unreachable,
+            busy_poll: None,
         }
+    }
+
+    /// After each chunk of messages it sends, keeps its thread polling
+    /// for `window` instead of sleeping (see
+    /// [`TransportConfig::busy_poll`](crate::transport::TransportConfig::busy_poll)).
+    pub fn busy_poll(mut self, window: Duration) -> Self {
+        self.busy_poll = Some(window);
+        self
     }
 
     /// A flag that is `true` while a connection is attached (etcd's
@@ -166,12 +178,13 @@ impl StreamWriterActor {
         };
         let conn = attached.conn;
         self.writing = true;
+        let carried = !chunk.message_types.is_empty();
         let send = async move {
             let sent = match poll_fn(|cx| chunks.poll_ready(cx)).await {
                 Ok(()) => chunks.try_send(chunk).map_err(|e| e.into_inner()),
                 Err(_) => Err(chunk),
             };
-            (chunks, sent)
+            (chunks, sent.map(|()| carried))
         };
         ctx.spawn(
             send.into_actor(self)
@@ -185,20 +198,31 @@ impl StreamWriterActor {
         &mut self,
         conn: u64,
         chunks: mpsc::Sender<Chunk>,
-        sent: Result<(), Chunk>,
+        sent: Result<bool, Chunk>,
         ctx: &mut Context<Self>,
     ) {
-        if let Err(chunk) = sent {
-            let reason = self.lost();
-            for message_type in chunk.message_types {
-                self.report(message_type, &reason);
+        match sent {
+            Err(chunk) => {
+                let reason = self.lost();
+                for message_type in chunk.message_types {
+                    self.report(message_type, &reason);
+                }
             }
+            Ok(carried) => self.after_send(carried),
         }
         if let Some(attached) = self.attached.as_mut().filter(|a| a.conn == conn) {
             attached.chunks = Some(chunks);
             self.writing = false;
         }
         self.pump(ctx);
+    }
+
+    /// A chunk went out: with busy polling on and messages in it, the
+    /// thread stays awake for the answer.
+    fn after_send(&self, carried_messages: bool) {
+        if let Some(window) = self.busy_poll.filter(|_| carried_messages) {
+            crate::busy_poll::poll_for(window);
+        }
     }
 
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {

@@ -135,6 +135,7 @@ impl Transport {
             status,
             critical_errors: self.recipients.critical_errors.clone(),
             tls: self.config.pipeline.client_tls(),
+            busy_poll: self.config.busy_poll,
         }))
     }
 
