@@ -87,6 +87,21 @@ impl Serving {
         wait_flag("a writer's state", want, || working.load(Ordering::Acquire)).await;
     }
 
+    /// B's msgappv2 stream from A, dialled by hand: the answer's head is
+    /// read and the writer is working; the body is the caller's to read.
+    async fn open_msgapp_stream(&self) -> tokio::net::TcpStream {
+        let get = http::head(
+            "GET",
+            "/raft/stream/msgapp/2",
+            &stream_headers(),
+            "Accept: */*",
+        );
+        let mut stream = http::open(self.addr, &get).await;
+        read_head(&mut stream).await;
+        self.wait_working(StreamType::MsgAppV2, true).await;
+        stream
+    }
+
     async fn send(&self, kind: StreamType, message: Message) {
         let answer = self.writer(kind).0.send(StreamSend(message)).await;
         answer.expect("writer alive").expect("queued");
@@ -541,15 +556,7 @@ async fn test_stream_reader_stop_on_dial() {
 async fn a_full_queue_and_a_broken_stream_report_every_message_they_held() {
     const OFFERED: u64 = 20_000;
     let a = Serving::start();
-    let get = http::head(
-        "GET",
-        "/raft/stream/msgapp/2",
-        &stream_headers(),
-        "Accept: */*",
-    );
-    let mut stalled = http::open(a.addr, &get).await;
-    read_head(&mut stalled).await;
-    a.wait_working(StreamType::MsgAppV2, true).await;
+    let stalled = a.open_msgapp_stream().await;
     let writer = &a.writer(StreamType::MsgAppV2).0;
     let mut dropped = 0;
     for i in 0..OFFERED {
@@ -588,15 +595,7 @@ async fn a_full_queue_and_a_broken_stream_report_every_message_they_held() {
 async fn a_broken_stream_reports_the_messages_it_had_handed_to_the_socket() {
     const SENT: u64 = 100;
     let a = Serving::start();
-    let get = http::head(
-        "GET",
-        "/raft/stream/msgapp/2",
-        &stream_headers(),
-        "Accept: */*",
-    );
-    let mut peer = http::open(a.addr, &get).await;
-    read_head(&mut peer).await;
-    a.wait_working(StreamType::MsgAppV2, true).await;
+    let mut peer = a.open_msgapp_stream().await;
     for i in 0..SENT {
         a.send(StreamType::MsgAppV2, app(i, 1)).await;
     }

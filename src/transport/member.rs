@@ -34,26 +34,23 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix::dev::ToEnvelope;
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer};
 
 use super::actor::Transport;
 use super::config::TransportConfig;
+use super::member_server::{serve, Bound, Once, ServerSettings};
 use super::messages::StopTransport;
+use super::raft_recipients::RaftRecipients;
 use crate::id::Id;
 use crate::local_member::LocalMember;
-use crate::messages::{CriticalError, PeerStatusChanged};
-use crate::messages::{Inbound, ReportSnapshot, ReportUnreachable};
-use crate::pipeline::Recipients;
-use crate::receiver::{self, ReceiverConfig};
+use crate::messages::Inbound;
+use crate::receiver::ReceiverConfig;
 use crate::stats::PipelineStats;
-use crate::stream::{stream_routes, StreamRoutes};
+use crate::stream::StreamRoutes;
 
 /// How long a stopping member's server lets requests in progress finish
 /// (etcd closes its peer listeners with a one-second deadline,
@@ -113,6 +110,18 @@ impl MemberBuilder {
     pub fn tls(mut self, tls: crate::tls::PeerTls) -> Self {
         self.tls = Some(tls);
         self
+    }
+
+    /// Binds the listeners, then makes the transport's configuration and
+    /// the stream routes on its writer table (if streams are on).
+    fn prepare(&mut self) -> io::Result<(Bound, TransportConfig, Option<StreamRoutes>)> {
+        let bound = Bound::listen(&self.bind, self.local.clone(), self.scheme())?;
+        let config = self.transport_config(&bound.local);
+        let streams = config
+            .streams
+            .clone()
+            .map(|t| StreamRoutes::new(&bound.local, t));
+        Ok((bound, config, streams))
     }
 
     /// The scheme of the advertised URLs that default from the bound
@@ -208,16 +217,8 @@ impl MemberBuilder {
         R: Actor,
         F: FnOnce(Addr<Transport>) -> RaftRecipients<R>,
     {
-        let bound = Bound::listen(&self.bind, self.local.clone(), self.scheme())?;
-        let config = self.transport_config(&bound.local);
-        let streams = config
-            .streams
-            .clone()
-            .map(|t| StreamRoutes::new(&bound.local, t));
-        let (transport, (raft, inbound)) = Transport::start_with(config, |addr| {
-            let wired = make_raft(addr);
-            (wired.transport, (wired.raft, wired.inbound))
-        });
+        let (bound, config, streams) = self.prepare()?;
+        let (transport, raft, inbound) = start_transport(config, make_raft);
         let settings = self.server_settings(streams, self.workers);
         let receiver = (self.receiver)(ReceiverConfig::new(&bound.local, inbound));
         let server = serve(bound.listeners, move || receiver.clone(), settings);
@@ -247,20 +248,12 @@ impl MemberBuilder {
         R: Actor,
         F: FnOnce(Addr<Transport>) -> RaftRecipients<R> + Send + 'static,
     {
-        let bound = Bound::listen(&self.bind, self.local.clone(), self.scheme())?;
-        let config = self.transport_config(&bound.local);
-        let streams = config
-            .streams
-            .clone()
-            .map(|t| StreamRoutes::new(&bound.local, t));
+        let (bound, config, streams) = self.prepare()?;
         let (started_tx, started) = futures::channel::oneshot::channel();
         let settings = self.server_settings(streams, Some(1));
         let (local, customize) = (bound.local.clone(), self.receiver);
         let first = move || {
-            let (transport, (raft, inbound)) = Transport::start_with(config, |addr| {
-                let wired = make_raft(addr);
-                (wired.transport, (wired.raft, wired.inbound))
-            });
+            let (transport, raft, inbound) = start_transport(config, make_raft);
             let _ = started_tx.send((transport, raft, Arbiter::current()));
             customize(ReceiverConfig::new(&local, inbound))
         };
@@ -275,183 +268,22 @@ impl MemberBuilder {
     }
 }
 
-/// The listeners, their addresses, and the member with its advertised
-/// URLs defaulted from them.
-struct Bound {
-    listeners: Vec<TcpListener>,
-    addrs: Vec<SocketAddr>,
-    local: LocalMember,
-}
-
-impl Bound {
-    fn listen(bind: &[SocketAddr], mut local: LocalMember, scheme: &str) -> io::Result<Self> {
-        let loopback = [SocketAddr::from(([127, 0, 0, 1], 0))];
-        let bind = if bind.is_empty() { &loopback[..] } else { bind };
-        let listeners = bind
-            .iter()
-            .map(TcpListener::bind)
-            .collect::<io::Result<Vec<_>>>()?;
-        let addrs = listeners
-            .iter()
-            .map(TcpListener::local_addr)
-            .collect::<io::Result<Vec<_>>>()?;
-        if local.peer_urls.is_empty() {
-            local.peer_urls = addrs.iter().map(|a| format!("{scheme}://{a}")).collect();
-        }
-        Ok(Bound {
-            listeners,
-            addrs,
-            local,
-        })
-    }
-}
-
-/// A receiver configuration made once, by the first HTTP worker that asks,
-/// and cloned for any worker after it (actix-server restarts a worker that
-/// panicked).
-struct Once<F> {
-    state: Mutex<OnceState<F>>,
-}
-
-enum OnceState<F> {
-    Pending(F),
-    Made(ReceiverConfig),
-    Taken,
-}
-
-impl<F: FnOnce() -> ReceiverConfig + Send + 'static> Once<F> {
-    fn new(make: F) -> Arc<Self> {
-        Arc::new(Once {
-            state: Mutex::new(OnceState::Pending(make)),
-        })
-    }
-
-    fn get(&self) -> ReceiverConfig {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let OnceState::Made(config) = &*state {
-            return config.clone();
-        }
-        let OnceState::Pending(make) = std::mem::replace(&mut *state, OnceState::Taken) else {
-            unreachable!("a worker panicked while making the receiver's configuration");
-        };
-        let config = make();
-        *state = OnceState::Made(config.clone());
-        config
-    }
-}
-
-/// How the member's server runs.
-struct ServerSettings {
-    streams: Option<StreamRoutes>,
-    workers: Option<usize>,
-    shutdown_timeout: Duration,
-    /// The server's side of [`MemberBuilder::tls`].
-    #[cfg(feature = "tls")]
-    tls: Option<rustls::ServerConfig>,
-}
-
-/// Serves the receiver on `listeners`, with the configuration `receiver`
-/// gives on each worker, and returns the server's handle.
-fn serve(
-    listeners: Vec<TcpListener>,
-    receiver: impl Fn() -> ReceiverConfig + Send + Clone + 'static,
-    settings: ServerSettings,
-) -> io::Result<ServerHandle> {
-    let timeout = settings.shutdown_timeout;
-    let secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
-    let streams = settings.streams;
-    let mut server = HttpServer::new(move || {
-        let app = App::new();
-        let app = match &streams {
-            Some(routes) => app.configure(stream_routes(routes.clone())),
-            None => app,
-        };
-        app.configure(receiver::configure(receiver()))
-    })
-    .on_connect(crate::nodelay::on_connect)
-    .disable_signals()
-    .shutdown_timeout(secs);
-    if let Some(workers) = settings.workers {
-        server = server.workers(workers);
-    }
-    for listener in listeners {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = &settings.tls {
-            server = server.listen_rustls_0_23(listener, tls.clone())?;
-            continue;
-        }
-        server = server.listen(listener)?;
-    }
-    let server = server.run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    Ok(handle)
-}
-
-/// What [`MemberBuilder::start`]'s closure returns: the raft actor, which
-/// receives every [`Inbound`] and the transport's callbacks, and the
-/// optional extra recipients.
-pub struct RaftRecipients<R: Actor> {
-    raft: Addr<R>,
-    inbound: Recipient<Inbound>,
-    transport: Recipients,
-}
-
-impl<R: Actor> std::fmt::Debug for RaftRecipients<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaftRecipients")
-            .field("transport", &self.transport)
-            .finish()
-    }
-}
-
-impl<R> RaftRecipients<R>
+/// Starts the transport with `config` on the current arbiter, and the raft
+/// actor `make_raft` makes with its address: (transport, raft, where the
+/// receiver delivers).
+fn start_transport<R, F>(
+    config: TransportConfig,
+    make_raft: F,
+) -> (Addr<Transport>, Addr<R>, Recipient<Inbound>)
 where
-    R: Actor + Handler<Inbound> + Handler<ReportUnreachable> + Handler<ReportSnapshot>,
-    R::Context:
-        ToEnvelope<R, Inbound> + ToEnvelope<R, ReportUnreachable> + ToEnvelope<R, ReportSnapshot>,
+    R: Actor,
+    F: FnOnce(Addr<Transport>) -> RaftRecipients<R>,
 {
-    /// Everything to `raft`: inbound messages and both raft callbacks.
-    pub fn new(raft: Addr<R>) -> Self {
-        RaftRecipients {
-            inbound: raft.clone().recipient(),
-            transport: Recipients::from_addr(&raft).inbound(raft.clone().recipient()),
-            raft,
-        }
-    }
-
-    /// Also send every peer's [`PeerStatusChanged`] to the raft actor.
-    pub fn with_peer_status(self) -> Self
-    where
-        R: Handler<PeerStatusChanged>,
-        R::Context: ToEnvelope<R, PeerStatusChanged>,
-    {
-        let recipient = self.raft.clone().recipient();
-        self.peer_status(recipient)
-    }
-
-    /// Also send [`CriticalError`]s (this member was removed) to the raft
-    /// actor.
-    pub fn with_critical_errors(self) -> Self
-    where
-        R: Handler<CriticalError>,
-        R::Context: ToEnvelope<R, CriticalError>,
-    {
-        let recipient = self.raft.clone().recipient();
-        self.critical_errors(recipient)
-    }
-
-    /// Also send every peer's [`PeerStatusChanged`] to `recipient`.
-    pub fn peer_status(mut self, recipient: Recipient<PeerStatusChanged>) -> Self {
-        self.transport = self.transport.peer_status(recipient);
-        self
-    }
-
-    /// Also send [`CriticalError`]s to `recipient`.
-    pub fn critical_errors(mut self, recipient: Recipient<CriticalError>) -> Self {
-        self.transport = self.transport.critical_errors(recipient);
-        self
-    }
+    let (transport, (raft, inbound)) = Transport::start_with(config, |addr| {
+        let wired = make_raft(addr);
+        (wired.transport, (wired.raft, wired.inbound))
+    });
+    (transport, raft, inbound)
 }
 
 /// A running member: its raft actor, its transport and the receiver's

@@ -45,14 +45,17 @@ mod actor;
 mod config;
 mod error;
 mod member;
+mod member_server;
 mod messages;
 mod peers;
 mod probing;
+mod raft_recipients;
 mod refusal;
 mod status_tap;
 
 pub use actor::Transport;
 pub use config::TransportConfig;
 pub use error::PeerError;
-pub use member::{Member, MemberBuilder, RaftRecipients, PEER_SHUTDOWN_TIMEOUT};
+pub use member::{Member, MemberBuilder, PEER_SHUTDOWN_TIMEOUT};
 pub use messages::*;
+pub use raft_recipients::RaftRecipients;
