@@ -72,7 +72,13 @@ mod tests {
         // A second call extends the window; it starts no second spinner.
         poll_for(Duration::from_millis(40));
         let started = Instant::now();
+        // The spinner leaves no event to wait on; this polls its state,
+        // for at most a second.
         while UNTIL.with(Cell::get).is_some() {
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "the spinner ends"
+            );
             actix_web::rt::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(started.elapsed() >= Duration::from_millis(35));

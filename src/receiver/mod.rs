@@ -139,6 +139,7 @@ pub use snapshot::{SnapshotConfig, WRITE_BATCH_BYTES};
 
 use in_flight::InFlight;
 use snapshot::SnapshotReceiver;
+pub(crate) use worker::peer_headers;
 use worker::Worker;
 
 /// The largest raft message body accepted: 512 MiB (etcd `readBytesLimit`,

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use actix::prelude::*;
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::conn::conn_channel;
@@ -36,7 +36,7 @@ use super::writer::{AttachConn, StreamWriterActor};
 use crate::etcd_text::{go_error_body, GO_TEXT_PLAIN};
 use crate::id::Id;
 use crate::local_member::LocalMember;
-use crate::receiver::checks::PeerHeaders;
+use crate::receiver::peer_headers;
 use crate::version::SERVER_VERSION;
 use crate::wire::{name, RAFT_STREAM_PREFIX};
 
@@ -200,17 +200,4 @@ fn refuse(local: &LocalMember, refusal: &StreamRefusal) -> HttpResponse {
     let mut response = response.body(go_error_body(text));
     response.head_mut().set_camel_case_headers(true);
     response
-}
-
-/// The headers the checks read, borrowed from the request.
-fn peer_headers(headers: &HeaderMap) -> PeerHeaders<'_> {
-    let get = |name: &HeaderName| headers.get(name).map(HeaderValue::as_bytes);
-    PeerHeaders {
-        server_version: get(&name::SERVER_VERSION),
-        min_cluster_version: get(&name::MIN_CLUSTER_VERSION),
-        cluster_id: get(&name::CLUSTER_ID),
-        server_from: get(&name::SERVER_FROM),
-        peer_urls: get(&name::PEER_URLS),
-        content_length: None,
-    }
 }
